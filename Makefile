@@ -1,0 +1,39 @@
+# consentkit — `make demo` runs the demo site, `make test` runs the whole suite.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+LEDGER ?= sqlite:///demo-ledger.db
+
+.PHONY: venv demo test bench lint format clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: venv
+	$(PY) -m demo_site --host $(HOST) --port $(PORT) --ledger $(LEDGER)
+
+test: venv
+	$(PY) -m pytest
+
+bench: venv
+	$(PY) benchmarks/middleware.py
+	$(PY) benchmarks/ledger.py
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy consentkit
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

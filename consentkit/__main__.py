@@ -1,0 +1,5 @@
+"""``python -m consentkit``: the command-line interface."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,160 @@
+"""``consentkit``: the command line for operators and auditors."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import click
+
+from .errors import ConsentkitError
+from .export import FORMATS, write_export
+from .ledger import RecordFilter, open_ledger
+from .ledger.records import ACTIONS
+from .policy import Policy
+
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except ConsentkitError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _timestamp(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``2026-11-01`` or ``2026-11-01T12:00:00[Z|+hh:mm]`` to a ``recorded_at`` bound."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            moment = datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+        else:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date: use YYYY-MM-DD or an ISO 8601 time such as 2026-11-01T12:00:00Z"
+        ) from None
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+ledger_option = click.option(
+    "--ledger",
+    "ledger_url",
+    envvar="CONSENTKIT_LEDGER",
+    required=True,
+    metavar="URL",
+    help="sqlite:///path/to/ledger.db or postgresql://user@host/db (or $CONSENTKIT_LEDGER).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="consentkit")
+def main() -> None:
+    """consentkit: consent policies and the tamper-evident consent ledger."""
+
+
+@main.group()
+def policy() -> None:
+    """Consent policy files."""
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def policy_check(file: Path) -> None:
+    """Validate a policy file (exit 1 naming the key and the problem)."""
+    try:
+        p = Policy.from_toml(file)
+    except ConsentkitError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{file}: ok — revision {p.revision}, version {p.version}, {len(p.purposes)} purposes")
+    for purpose in p.purposes:
+        kind = "essential" if purpose.essential else "optional"
+        extra = f", honours {'/'.join(purpose.opt_out_signals)}" if purpose.opt_out_signals else ""
+        click.echo(f"  {purpose.id} ({kind}{extra}): {', '.join(purpose.cookies) or 'no cookies'}")
+    click.echo(f"  locales: {', '.join(p.locales)}")
+    click.echo(f"  digest: {p.digest}")
+
+
+@main.command()
+@ledger_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True)
+@click.option("--since", callback=_timestamp, help="Only records at or after this date/time (UTC).")
+@click.option("--until", callback=_timestamp, help="Only records before this date/time (UTC).")
+@click.option("--subject", help="Only this subject's records.")
+@click.option("--purpose", help="Only records whose decision includes this purpose.")
+@click.option("--action", type=click.Choice(sorted(ACTIONS)), help="Only records of this action.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="File (default: stdout).",
+)
+def export(
+    ledger_url: str,
+    fmt: str,
+    since: str | None,
+    until: str | None,
+    subject: str | None,
+    purpose: str | None,
+    action: str | None,
+    output: Path | None,
+) -> None:
+    """Stream the ledger as CSV or JSON Lines, in constant memory."""
+    flt = RecordFilter(since=since, until=until, subject_id=subject, purpose=purpose, action=action)
+
+    async def go(out: TextIO) -> int:
+        ledger = open_ledger(ledger_url)
+        try:
+            await ledger.open()
+            return await write_export(ledger.records(flt), fmt, out, _progress("exported"))
+        finally:
+            await ledger.close()
+
+    if output is None:
+        count = _run(go(sys.stdout))
+    else:
+        with output.open("w", encoding="utf-8", newline="") as out:
+            count = _run(go(out))
+    if sys.stderr.isatty():
+        click.echo(f"\r{count} records exported", err=True)
+
+
+@main.command()
+@ledger_option
+def verify(ledger_url: str) -> None:
+    """Check the chain: sequence, links, hashes and ordering (exit 1 at the first bad seq)."""
+
+    async def go() -> Any:
+        ledger = open_ledger(ledger_url)
+        try:
+            await ledger.open()
+            return await ledger.verify()
+        finally:
+            await ledger.close()
+
+    report = _run(go())
+    if not report.ok:
+        click.echo(f"FAILED at seq {report.first_bad_seq}: {report.problem}", err=True)
+        click.echo(f"({report.records} records before it verified)", err=True)
+        sys.exit(1)
+    erased = f", {report.erased} erased" if report.erased else ""
+    click.echo(f"ok: {report.records} records verified{erased}; head {report.head_hash}")
+
+
+def _progress(verb: str) -> Callable[[int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(count: int) -> None:
+        click.echo(f"\r{count} records {verb}…", err=True, nl=False)
+
+    return show

@@ -1,0 +1,155 @@
+"""A visitor's consent as the site sees it on one request (DESIGN §1 and §3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .cookie import StoredDecision
+from .errors import UnknownPurposeError
+from .policy import Policy
+
+# A cookie may say it was decided a little in the future when clocks disagree.
+CLOCK_SKEW_SECONDS = 300
+
+
+class Consent:
+    """What a visitor allows, after the policy's validity rules and any Global Privacy Control.
+
+    ``granted`` holds every purpose the site may use now (essential ones included); ``denied``
+    the ones the visitor refused or a signal denied. An undecided visitor has only the essential
+    purposes granted and ``needs_prompt`` set; ``previous`` then holds an earlier decision (a
+    past revision, or expired) for pre-filling the banner. Instances are immutable and shared.
+    """
+
+    __slots__ = (
+        "_policy",
+        "decided",
+        "decided_at",
+        "denied",
+        "gpc",
+        "gpc_confirmed",
+        "granted",
+        "previous",
+        "receipt",
+        "revision",
+        "stored",
+        "subject_id",
+        "valid_until",
+    )
+
+    decided: bool
+    decided_at: int | None
+    denied: frozenset[str]
+    gpc: bool
+    gpc_confirmed: bool
+    granted: frozenset[str]
+    previous: StoredDecision | None
+    receipt: str | None
+    revision: int | None
+    stored: StoredDecision | None
+    subject_id: str | None
+    valid_until: float
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        decided: bool,
+        granted: frozenset[str],
+        denied: frozenset[str],
+        gpc: bool,
+        subject_id: str | None = None,
+        decided_at: int | None = None,
+        revision: int | None = None,
+        receipt: str | None = None,
+        previous: StoredDecision | None = None,
+        gpc_confirmed: bool = False,
+        valid_until: float = float("inf"),
+        stored: StoredDecision | None = None,
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "_policy", policy)
+        set_(self, "decided", decided)
+        set_(self, "granted", granted)
+        set_(self, "denied", denied)
+        set_(self, "gpc", gpc)
+        set_(self, "subject_id", subject_id)
+        set_(self, "decided_at", decided_at)
+        set_(self, "revision", revision)
+        set_(self, "receipt", receipt)
+        set_(self, "previous", previous)
+        set_(self, "gpc_confirmed", gpc_confirmed)
+        set_(self, "valid_until", valid_until)
+        set_(self, "stored", stored)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Consent is immutable")
+
+    @property
+    def needs_prompt(self) -> bool:
+        """Whether the visitor should be asked (no valid decision for the current policy)."""
+        return not self.decided
+
+    def allows(self, purpose: str) -> bool:
+        """Whether the site may pursue ``purpose`` for this visitor now.
+
+        An id the policy does not declare raises :class:`UnknownPurposeError`: a typo must not
+        silently read as "refused" (or worse, be fixed later by granting).
+        """
+        if purpose in self.granted:
+            return True
+        if purpose not in self._policy.by_id:
+            raise UnknownPurposeError(purpose, list(self._policy.ids))
+        return False
+
+    def purposes(self) -> dict[str, bool]:
+        """``{purpose_id: allowed}`` for every purpose, in policy order."""
+        return {pid: pid in self.granted for pid in self._policy.ids}
+
+    def __repr__(self) -> str:
+        state = "decided" if self.decided else "undecided"
+        return f"<Consent {state} granted={sorted(self.granted)} gpc={self.gpc}>"
+
+
+def evaluate(policy: Policy, stored: StoredDecision | None, gpc: bool, now: float) -> Consent:
+    """Apply DESIGN §1's validity rules and the GPC signal to what a cookie carried."""
+    essential = policy.essential_ids
+    if stored is None:
+        return Consent(policy, decided=False, granted=essential, denied=frozenset(), gpc=gpc)
+    lifetime = policy.consent_lifetime_days * 86400
+    valid_until = stored.decided_at + lifetime
+    optional = policy.optional_ids
+    if (
+        stored.revision != policy.revision
+        or now >= valid_until
+        or stored.decided_at > now + CLOCK_SKEW_SECONDS
+        or not all(p in stored.granted or p in stored.denied for p in optional)
+    ):
+        return Consent(
+            policy,
+            decided=False,
+            granted=essential,
+            denied=frozenset(),
+            gpc=gpc,
+            subject_id=stored.subject_id,
+            previous=stored,
+        )
+    granted = stored.granted.intersection(optional)
+    if gpc and not stored.gpc:
+        # A choice made without the signal yields to it; one made after seeing the GPC notice
+        # (recorded with gpc=true) is the visitor's own, more specific, word.
+        granted = granted - policy.gpc_ids
+    return Consent(
+        policy,
+        decided=True,
+        granted=granted | essential,
+        denied=frozenset(optional).difference(granted),
+        gpc=gpc,
+        subject_id=stored.subject_id,
+        decided_at=stored.decided_at,
+        revision=stored.revision,
+        receipt=stored.receipt,
+        gpc_confirmed=stored.gpc,
+        valid_until=valid_until,
+        stored=stored,
+    )

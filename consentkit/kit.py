@@ -1,0 +1,259 @@
+"""``ConsentKit``: the one object a site configures (DESIGN §3)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Scope
+
+from .consent import Consent, evaluate
+from .cookie import DEVELOPMENT_KEY, CookieCodec, StoredDecision
+from .csrf import CsrfGuard
+from .errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable
+from .firewall import CookieFirewall, UndeclaredMode
+from .gating import Fallback, Hooks, default_fallback, make_requires
+from .ledger import Ledger, LedgerRecord, NewRecord, open_ledger
+from .policy import PURPOSE_ID_PATTERN, Policy, canonical_json
+
+log = logging.getLogger("consentkit")
+
+F = TypeVar("F", bound=Callable[..., Any])
+_CONSENT_CACHE_SIZE = 16384
+_COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
+
+
+class ConsentKit:
+    """Consent for one site: policy, keys, ledger, and the middleware that enforces them.
+
+    ``secret_keys`` lists the cookie signing keys, newest first; cookies signed with an older
+    key still verify and are re-signed with the newest. ``development=True`` uses a public
+    development key when no key is given, for local work only.
+    """
+
+    def __init__(
+        self,
+        policy: Policy | str | Path,
+        secret_keys: Sequence[str | bytes] | None = None,
+        ledger: str | Ledger = "sqlite:///consent-ledger.db",
+        *,
+        development: bool = False,
+        prefix: str = "/consent",
+        cookie_name: str = "consentkit",
+        cookie_secure: bool = True,
+        undeclared_cookies: UndeclaredMode = "report",
+        requires_fallback: Fallback | None = None,
+        record_ip: bool = True,
+        record_user_agent: bool = True,
+        trusted_origins: Sequence[str] = (),
+        max_body: int = 16 * 1024,
+    ) -> None:
+        self.policy = policy if isinstance(policy, Policy) else Policy.from_toml(policy)
+        keys = list(secret_keys or [])
+        if not keys and development:
+            log.warning("consentkit is using the public development key: never do this in production")
+            keys = [DEVELOPMENT_KEY]
+        self.codec = CookieCodec(keys)
+        self.csrf = CsrfGuard(keys, trusted_origins)
+        self.ledger = open_ledger(ledger)
+        if not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+            raise ConfigurationError(
+                f"prefix {prefix!r} must look like '/consent' (leading slash, none trailing)"
+            )
+        if not _COOKIE_NAME.match(cookie_name):
+            raise ConfigurationError(f"cookie_name {cookie_name!r} is not a valid cookie name")
+        if cookie_name in self.policy._cookie_purposes:
+            raise ConfigurationError(
+                f"cookie_name {cookie_name!r} is also declared by a purpose of the policy"
+            )
+        self.prefix = prefix
+        self.cookie_name = cookie_name
+        self.cookie_secure = cookie_secure
+        self.record_ip = record_ip
+        self.record_user_agent = record_user_agent
+        self.max_body = max_body
+        self.firewall = CookieFirewall(self.policy, [cookie_name], undeclared_cookies)
+        self.hooks = Hooks(self.policy)
+        self._requires_fallback = requires_fallback
+        self._consents: dict[tuple[str, bool], Consent] = {}
+        self._undecided = {gpc: evaluate(self.policy, None, gpc, 0.0) for gpc in (False, True)}
+        self._cookie_rx = re.compile(rf"(?:^|;)\s*{re.escape(cookie_name)}=([^;]*)")
+        self.max_age = self.policy.consent_lifetime_days * 86400
+
+    # -- mounting ---------------------------------------------------------------------------
+
+    @property
+    def middleware(self) -> Middleware:
+        """The entry for ``Starlette(middleware=[...])``."""
+        from .middleware import ConsentMiddleware
+
+        return Middleware(ConsentMiddleware, kit=self)
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        """Wrap any ASGI application (FastAPI, Litestar, Django's ASGI handler...)."""
+        from .middleware import ConsentMiddleware
+
+        return ConsentMiddleware(app, kit=self)
+
+    async def startup(self) -> None:
+        """Open the ledger now. A foreign or newer ledger raises; an unreachable one only warns."""
+        try:
+            await self.ledger.open()
+        except LedgerCorrupt:
+            raise
+        except LedgerUnavailable as exc:
+            log.warning("consent ledger unavailable at startup (decisions will answer 503): %s", exc)
+
+    async def aclose(self) -> None:
+        """Finish pending ledger writes and close it."""
+        await self.ledger.close()
+
+    # -- gating -----------------------------------------------------------------------------
+
+    def requires(self, purpose: str, *, fallback: Fallback | None = None) -> Callable[[F], F]:
+        """Guard a route: without ``purpose`` it answers ``fallback`` (default: a 403 page)."""
+        title = self.policy.purpose(purpose).text(
+            "title", self.policy.default_locale, self.policy.default_locale
+        )
+        return make_requires(
+            self.policy,
+            purpose,
+            fallback if fallback is not None else self._requires_fallback,
+            lambda: default_fallback(title, self.prefix),
+        )
+
+    # -- consent of a request -----------------------------------------------------------------
+
+    def consent_for_scope(self, scope: Scope) -> Consent:
+        """Read the request's consent cookie and GPC signal (cached, never raises)."""
+        cookie_header: bytes | None = None
+        gpc = False
+        for key, value in scope["headers"]:
+            if key == b"cookie":
+                cookie_header = value if cookie_header is None else cookie_header + b"; " + value
+            elif key == b"sec-gpc" and value.strip() == b"1":
+                gpc = True
+        if cookie_header is None:
+            return self._undecided[gpc]
+        return self.consent_for_cookie(cookie_header.decode("latin-1"), gpc)
+
+    def consent_for_cookie(self, cookie_header: str, gpc: bool) -> Consent:
+        """The consent a ``Cookie`` header carries; the first valid consent cookie wins."""
+        values = self._cookie_rx.findall(cookie_header)
+        if not values:
+            return self._undecided[gpc]
+        now = time.time()
+        fallback: Consent | None = None
+        for raw in values:
+            value = raw.strip().strip('"')
+            hit = self._consents.get((value, gpc))
+            if hit is not None and now < hit.valid_until:
+                return hit
+            stored = self.codec.decode(value)
+            if stored is None:
+                continue
+            consent = evaluate(self.policy, stored, gpc, now)
+            if consent.decided:
+                if len(self._consents) >= _CONSENT_CACHE_SIZE:
+                    self._consents.clear()
+                self._consents[(value, gpc)] = consent
+                return consent
+            fallback = fallback or consent
+        return fallback or self._undecided[gpc]
+
+    def stored_for(self, consent: Consent) -> StoredDecision | None:
+        """The cookie decision behind a consent, decided or remembered."""
+        return consent.previous if not consent.decided else consent.stored
+
+    # -- cookies ------------------------------------------------------------------------------
+
+    def cookie_header(self, stored: StoredDecision, *, secure: bool) -> tuple[bytes, bytes]:
+        """The ``Set-Cookie`` header that carries a decision, for its remaining lifetime."""
+        remaining = max(0, stored.decided_at + self.max_age - int(time.time()))
+        value = (
+            f"{self.cookie_name}={self.codec.encode(stored)}; Max-Age={remaining}; Path=/; "
+            "HttpOnly; SameSite=Lax"
+        )
+        if secure:
+            value += "; Secure"
+        return (b"set-cookie", value.encode("latin-1"))
+
+    # -- the ledger ---------------------------------------------------------------------------
+
+    async def record(
+        self,
+        subject_id: str,
+        purposes: Mapping[str, bool],
+        *,
+        method: str = "api",
+        evidence: Mapping[str, Any] | None = None,
+        locale: str | None = None,
+        action: str = "record",
+    ) -> LedgerRecord:
+        """Append a consent that is not a cookie (an SMS or e-mail opt-in, call recording...).
+
+        ``purposes`` are ids of the same form as the policy's (they need not be banner purposes),
+        ``evidence`` is a JSON object of what the person was shown and how they agreed. Returns
+        the committed record (its ``receipt`` identifies it) once it is durable.
+        """
+        entry = self.new_record(
+            subject_id=_check_subject(subject_id),
+            action=_check_choice("action", action, ("record", "withdraw")),
+            purposes=_check_purposes(purposes),
+            method=_check_choice("method", method, ("api", "signal", "operator")),
+            locale=locale or self.policy.default_locale,
+            evidence=_check_evidence(evidence),
+        )
+        return await self.ledger.append(entry)
+
+    def new_record(self, **fields: Any) -> NewRecord:
+        """A record of the current policy."""
+        return NewRecord(
+            policy_revision=self.policy.revision,
+            policy_version=self.policy.version,
+            policy_digest=self.policy.digest,
+            policy_json=self.policy.canonical_json,
+            **fields,
+        )
+
+
+def _check_subject(subject_id: str) -> str:
+    if not isinstance(subject_id, str) or not subject_id.strip() or len(subject_id) > 256:
+        raise ValueError("subject_id must be a non-empty string of at most 256 characters")
+    return subject_id
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def _check_purposes(purposes: Mapping[str, bool]) -> dict[str, bool]:
+    if not isinstance(purposes, Mapping) or not purposes:
+        raise ValueError("purposes must be a non-empty mapping of purpose id to True/False")
+    for pid, granted in purposes.items():
+        if not isinstance(pid, str) or not PURPOSE_ID_PATTERN.match(pid):
+            raise ValueError(f"purpose id {pid!r} must be 1 to 32 of a-z, 0-9 and _")
+        if not isinstance(granted, bool):
+            raise ValueError(f"purposes[{pid!r}] must be True or False, not {granted!r}")
+    return dict(purposes)
+
+
+def _check_evidence(evidence: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if evidence is None:
+        return None
+    if not isinstance(evidence, Mapping):
+        raise ValueError("evidence must be a mapping (a JSON object)")
+    try:
+        text = canonical_json(dict(evidence))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"evidence must be JSON-serialisable: {exc}") from None
+    if len(text) > 64 * 1024:
+        raise ValueError("evidence is over 64 KiB: store large documents elsewhere and record their digest")
+    return dict(evidence)

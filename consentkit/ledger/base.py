@@ -1,0 +1,71 @@
+"""What every ledger backend offers."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from .records import LedgerRecord, NewRecord
+from .verify import ChainVerifier, VerifyReport
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFilter:
+    """Which records to read. Times are ISO 8601 strings compared with ``recorded_at``."""
+
+    since: str | None = None  # inclusive
+    until: str | None = None  # exclusive
+    subject_id: str | None = None
+    purpose: str | None = None  # records whose decision mentions this purpose
+    action: str | None = None
+
+    def matches(self, r: LedgerRecord) -> bool:
+        """Whether a record passes the filters a backend could not apply in its query."""
+        return self.purpose is None or f'"{self.purpose}":' in r.purposes_json
+
+
+class Ledger(abc.ABC):
+    """An append-only, hash-chained consent ledger."""
+
+    url: str
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and create or check the schema. Raises LedgerCorrupt for a foreign store,
+        LedgerUnavailable when it cannot be reached (the kit retries later)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish pending writes and release connections."""
+
+    @abc.abstractmethod
+    async def append(self, entry: NewRecord) -> LedgerRecord:
+        """Append one record and return it once durably committed.
+
+        Raises LedgerUnavailable when it cannot be written; then nothing was acknowledged.
+        """
+
+    @abc.abstractmethod
+    def records(
+        self, flt: RecordFilter | None = None, *, with_salts: bool = False
+    ) -> AsyncIterator[LedgerRecord]:
+        """Stream records in ``seq`` order, in constant memory."""
+
+    @abc.abstractmethod
+    async def history(self, subject_id: str) -> list[LedgerRecord]:
+        """One subject's records, oldest first."""
+
+    @abc.abstractmethod
+    async def policy_text(self, digest: str) -> str | None:
+        """The canonical JSON of the policy with this digest, as stored when first used."""
+
+    async def verify(self) -> VerifyReport:
+        """Check the whole chain; the report names the first bad ``seq``."""
+        verifier = ChainVerifier()
+        async for record in self.records(with_salts=True):
+            if not verifier.feed(record):
+                break
+        return verifier.report()

@@ -1,0 +1,241 @@
+"""Ledger records and the hash chain that makes them tamper-evident (DESIGN §5).
+
+Each record's hash commits to the previous hash and to the record's canonical JSON. Personal
+fields (subject id, address prefix, user agent, evidence) enter the hash only through
+``pii_digest``, a SHA-256 over a per-record random salt and those fields. The salts are stored
+apart from the records: erasing a subject deletes its salts and personal fields, and the chain
+still verifies, because the digests stay and nothing can be learnt from them without the salt
+(crypto-shredding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..policy import canonical_json
+
+GENESIS_HASH = "0" * 64
+RECEIPT_LENGTH = 16
+SALT_BYTES = 32
+ACTIONS = frozenset({"accept_all", "reject_all", "save", "withdraw", "gpc", "expire", "record", "erase"})
+METHODS = frozenset({"banner", "preferences", "no_js_form", "api", "signal", "operator"})
+# Field order of exports and of the canonical form (alphabetical where hashed).
+EXPORT_FIELDS = (
+    "seq",
+    "event_id",
+    "recorded_at",
+    "subject_id",
+    "action",
+    "purposes",
+    "method",
+    "policy_revision",
+    "policy_version",
+    "policy_digest",
+    "locale",
+    "ip_prefix",
+    "user_agent",
+    "gpc",
+    "evidence",
+    "pii_digest",
+    "prev_hash",
+    "hash",
+)
+
+_enc = json.encoder.encode_basestring  # the C encoder for one JSON string: fast and exact
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    """A record to append: everything but its place in the chain."""
+
+    subject_id: str | None
+    action: str
+    purposes: Mapping[str, bool]
+    method: str
+    policy_revision: int
+    policy_version: str
+    policy_digest: str
+    locale: str
+    ip_prefix: str | None = None
+    user_agent: str | None = None
+    gpc: bool = False
+    evidence: Mapping[str, Any] | None = None
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # The policy's canonical JSON, stored once per digest so that auditors can read the text.
+    policy_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """One committed ledger record."""
+
+    seq: int
+    event_id: str
+    recorded_at: str
+    subject_id: str | None
+    action: str
+    purposes_json: str  # canonical JSON of {purpose_id: bool}
+    method: str
+    policy_revision: int
+    policy_version: str
+    policy_digest: str
+    locale: str
+    ip_prefix: str | None
+    user_agent: str | None
+    gpc: bool
+    evidence_json: str | None  # canonical JSON or None
+    pii_digest: str
+    prev_hash: str
+    hash: str
+    pii_salt: bytes | None = None  # only filled for verification; never exported
+
+    @property
+    def receipt(self) -> str:
+        """The short receipt carried by the consent cookie: the hash's prefix."""
+        return self.hash[:RECEIPT_LENGTH]
+
+    @property
+    def purposes(self) -> dict[str, bool]:
+        """The full resulting decision."""
+        result: dict[str, bool] = json.loads(self.purposes_json)
+        return result
+
+    @property
+    def evidence(self) -> dict[str, Any] | None:
+        """What the person was shown and how they agreed (API records), if any."""
+        return None if self.evidence_json is None else json.loads(self.evidence_json)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as exported (JSON Lines), fields in ``EXPORT_FIELDS`` order."""
+        return {
+            "seq": self.seq,
+            "event_id": self.event_id,
+            "recorded_at": self.recorded_at,
+            "subject_id": self.subject_id,
+            "action": self.action,
+            "purposes": self.purposes,
+            "method": self.method,
+            "policy_revision": self.policy_revision,
+            "policy_version": self.policy_version,
+            "policy_digest": self.policy_digest,
+            "locale": self.locale,
+            "ip_prefix": self.ip_prefix,
+            "user_agent": self.user_agent,
+            "gpc": self.gpc,
+            "evidence": self.evidence,
+            "pii_digest": self.pii_digest,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """UTC ISO 8601 with milliseconds and a ``Z``, as records carry it."""
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def new_salt() -> bytes:
+    """A fresh random salt for one record's personal fields."""
+    return os.urandom(SALT_BYTES)
+
+
+def pii_json(
+    subject_id: str | None, ip_prefix: str | None, user_agent: str | None, evidence_json: str | None
+) -> str:
+    """Canonical JSON of a record's personal fields."""
+    return (
+        f'{{"evidence":{"null" if evidence_json is None else evidence_json},'
+        f'"ip_prefix":{_str(ip_prefix)},'
+        f'"subject_id":{_str(subject_id)},'
+        f'"user_agent":{_str(user_agent)}}}'
+    )
+
+
+def pii_digest(salt: bytes, personal_json: str) -> str:
+    """The salted digest of a record's personal fields, which the chain commits to."""
+    return hashlib.sha256(salt + personal_json.encode("utf-8")).hexdigest()
+
+
+def committed_json(
+    *,
+    seq: int,
+    event_id: str,
+    recorded_at: str,
+    action: str,
+    purposes_json: str,
+    method: str,
+    policy_revision: int,
+    policy_version: str,
+    policy_digest: str,
+    locale: str,
+    gpc: bool,
+    pii_digest: str,
+) -> str:
+    """Canonical JSON (sorted keys, no spaces) of what a record's hash commits to."""
+    return (
+        f'{{"action":{_enc(action)},"event_id":{_enc(event_id)},'
+        f'"gpc":{"true" if gpc else "false"},"locale":{_enc(locale)},'
+        f'"method":{_enc(method)},"pii_digest":{_enc(pii_digest)},'
+        f'"policy_digest":{_enc(policy_digest)},"policy_revision":{int(policy_revision)},'
+        f'"policy_version":{_enc(policy_version)},"purposes":{purposes_json},'
+        f'"recorded_at":{_enc(recorded_at)},"seq":{int(seq)}}}'
+    )
+
+
+def chain_hash(prev_hash: str, committed: str) -> str:
+    """``sha256(prev_hash ‖ canonical_json(record))`` as hex."""
+    return hashlib.sha256((prev_hash + committed).encode("utf-8")).hexdigest()
+
+
+def seal(entry: NewRecord, *, seq: int, prev_hash: str, recorded_at: str, salt: bytes) -> LedgerRecord:
+    """Give a new record its place in the chain."""
+    purposes_json = canonical_json(dict(entry.purposes))
+    evidence_json = None if entry.evidence is None else canonical_json(dict(entry.evidence))
+    digest = pii_digest(salt, pii_json(entry.subject_id, entry.ip_prefix, entry.user_agent, evidence_json))
+    committed = committed_json(
+        seq=seq,
+        event_id=entry.event_id,
+        recorded_at=recorded_at,
+        action=entry.action,
+        purposes_json=purposes_json,
+        method=entry.method,
+        policy_revision=entry.policy_revision,
+        policy_version=entry.policy_version,
+        policy_digest=entry.policy_digest,
+        locale=entry.locale,
+        gpc=entry.gpc,
+        pii_digest=digest,
+    )
+    return LedgerRecord(
+        seq=seq,
+        event_id=entry.event_id,
+        recorded_at=recorded_at,
+        subject_id=entry.subject_id,
+        action=entry.action,
+        purposes_json=purposes_json,
+        method=entry.method,
+        policy_revision=entry.policy_revision,
+        policy_version=entry.policy_version,
+        policy_digest=entry.policy_digest,
+        locale=entry.locale,
+        ip_prefix=entry.ip_prefix,
+        user_agent=entry.user_agent,
+        gpc=entry.gpc,
+        evidence_json=evidence_json,
+        pii_digest=digest,
+        prev_hash=prev_hash,
+        hash=chain_hash(prev_hash, committed),
+        pii_salt=salt,
+    )
+
+
+def _str(value: str | None) -> str:
+    return "null" if value is None else _enc(value)

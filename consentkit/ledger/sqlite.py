@@ -1,0 +1,487 @@
+"""The embedded SQLite ledger: one file, WAL, full durability, group commit.
+
+Appends go through one writer thread per process. It takes every record waiting in its queue,
+writes them in one ``BEGIN IMMEDIATE`` transaction and commits once (one WAL fsync for the whole
+batch), then wakes the waiting requests. The chain head is read inside that transaction, under
+SQLite's write lock, so several processes appending to the same file still build one chain.
+
+We use the standard library's ``sqlite3`` rather than aiosqlite: group commit needs one thread
+that owns the write connection and runs a whole batch per hop, which aiosqlite's
+one-statement-per-hop model would only slow down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable
+from .base import SCHEMA_VERSION, Ledger, RecordFilter
+from .records import GENESIS_HASH, LedgerRecord, NewRecord, new_salt, seal, utc_timestamp
+
+log = logging.getLogger("consentkit.ledger")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS consentkit_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consentkit_ledger (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    recorded_at TEXT NOT NULL,
+    subject_id TEXT,
+    action TEXT NOT NULL,
+    purposes TEXT NOT NULL,
+    method TEXT NOT NULL,
+    policy_revision INTEGER NOT NULL,
+    policy_version TEXT NOT NULL,
+    policy_digest TEXT NOT NULL,
+    locale TEXT NOT NULL,
+    ip_prefix TEXT,
+    user_agent TEXT,
+    gpc INTEGER NOT NULL,
+    evidence TEXT,
+    pii_digest TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS consentkit_ledger_subject ON consentkit_ledger (subject_id);
+CREATE TABLE IF NOT EXISTS consentkit_pii_salts (
+    seq INTEGER PRIMARY KEY,
+    salt BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consentkit_policies (
+    digest TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    first_seen TEXT NOT NULL
+);
+"""
+
+_COLUMNS = (
+    "l.seq, l.event_id, l.recorded_at, l.subject_id, l.action, l.purposes, l.method, "
+    "l.policy_revision, l.policy_version, l.policy_digest, l.locale, l.ip_prefix, l.user_agent, "
+    "l.gpc, l.evidence, l.pii_digest, l.prev_hash, l.hash"
+)
+_INSERT = (
+    "INSERT INTO consentkit_ledger (seq, event_id, recorded_at, subject_id, action, purposes, "
+    "method, policy_revision, policy_version, policy_digest, locale, ip_prefix, user_agent, gpc, "
+    "evidence, pii_digest, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_STOP = object()
+_PAGE = 2000  # rows per read hop when streaming
+
+
+def path_from_url(url: str) -> Path:
+    """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` to a path."""
+    rest = url[len("sqlite://") :]
+    if not rest.startswith("/") or rest in ("/", "/:memory:"):
+        raise ConfigurationError(
+            f"ledger URL {url!r}: give a file, as sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db (an in-memory ledger would not be durable)"
+        )
+    return Path(rest[1:])
+
+
+class SQLiteLedger(Ledger):
+    """A consent ledger in one SQLite file."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0, max_batch: int = 1000) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self._busy_timeout = busy_timeout
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._wconn: sqlite3.Connection | None = None
+        self._known_policies: set[str] = set()
+        self._checked = False
+        self.commits = 0  # transactions committed by this process (for benchmarks)
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteLedger:
+        """Open the ledger a ``sqlite:///`` URL names."""
+        return cls(path_from_url(url))
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise LedgerUnavailable(f"cannot open the ledger {self.path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise LedgerCorrupt(f"{self.path} is not a consentkit ledger (not an SQLite file)") from exc
+            raise LedgerUnavailable(f"cannot open the ledger {self.path}: {exc}") from exc
+        return conn
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        if self._checked:
+            return
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "consentkit_meta" not in tables:
+                raise LedgerCorrupt(
+                    f"{self.path} is an SQLite database but not a consentkit ledger "
+                    f"(it has tables {', '.join(sorted(tables)[:5])}); point the ledger URL elsewhere"
+                )
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # executescript() would COMMIT first; run the statements inside our transaction.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                row = conn.execute("SELECT value FROM consentkit_meta WHERE key='schema_version'").fetchone()
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO consentkit_meta VALUES ('schema_version', ?), ('created_at', ?)",
+                        (str(SCHEMA_VERSION), utc_timestamp()),
+                    )
+                elif int(row[0]) > SCHEMA_VERSION:
+                    raise LedgerCorrupt(
+                        f"{self.path} has ledger schema version {row[0]}, newer than this consentkit "
+                        f"understands ({SCHEMA_VERSION}); upgrade consentkit"
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise LedgerCorrupt(f"{self.path} is not a consentkit ledger (not an SQLite file)") from exc
+            raise LedgerUnavailable(f"cannot prepare the ledger {self.path}: {exc}") from exc
+        self._checked = True
+
+    def _writer_conn(self) -> sqlite3.Connection:
+        if self._wconn is None:
+            conn = self._connect()
+            try:
+                self._check_schema(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._wconn = conn
+        return self._wconn
+
+    async def open(self) -> None:
+        """Create or check the file now (else it happens on the first write)."""
+        await self._call_writer(lambda: self._writer_conn() and None)
+
+    async def close(self) -> None:
+        """Let queued writes finish, then stop the writer thread."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(writer.join)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def append(self, entry: NewRecord) -> LedgerRecord:
+        """Queue a record for the next group commit and wait until it is durable."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[LedgerRecord] = loop.create_future()
+        self._ensure_writer()
+        self._queue.put((entry, loop, fut))
+        return await fut
+
+    async def _call_writer(self, fn: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._ensure_writer()
+        self._queue.put((fn, loop, fut))
+        return await fut
+
+    def _ensure_writer(self) -> None:
+        if self._writer is None:
+            with self._lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._run_writer,
+                        name=f"consentkit-ledger-{self.path.name}",
+                        daemon=True,
+                    )
+                    self._writer.start()
+
+    def _run_writer(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            batch = [item]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._process(batch)
+            if stop:
+                break
+        if self._wconn is not None:
+            self._wconn.close()
+            self._wconn = None
+
+    def _process(self, batch: list[tuple[Any, asyncio.AbstractEventLoop, asyncio.Future[Any]]]) -> None:
+        calls = [b for b in batch if callable(b[0])]
+        records = [b for b in batch if not callable(b[0])]
+        for fn, loop, fut in calls:
+            try:
+                _resolve(loop, [(fut, fn(), None)])
+            except BaseException as exc:
+                _resolve(loop, [(fut, None, exc)])
+        if not records:
+            return
+        try:
+            sealed = self._commit([b[0] for b in records])
+            outcomes: list[tuple[Any, Any, BaseException | None]] = [
+                (fut, rec, None) for (_, _, fut), rec in zip(records, sealed, strict=True)
+            ]
+        except LedgerCorrupt as exc:
+            outcomes = [(fut, None, exc) for _, _, fut in records]
+        except LedgerUnavailable as exc:
+            outcomes = [(fut, None, exc) for _, _, fut in records]
+        except Exception as exc:
+            log.exception("consent ledger write failed")
+            err = LedgerUnavailable(f"the consent ledger could not be written: {exc}")
+            outcomes = [(fut, None, err) for _, _, fut in records]
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, BaseException | None]]] = {}
+        for (_, loop, _), outcome in zip(records, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append(outcome)
+        for loop, items in by_loop.items():
+            _resolve(loop, items)
+
+    def _commit(self, entries: list[NewRecord]) -> list[LedgerRecord]:
+        conn = self._writer_conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise LedgerUnavailable(f"the consent ledger is locked or unwritable: {exc}") from exc
+        try:
+            head = conn.execute(
+                "SELECT seq, hash, recorded_at FROM consentkit_ledger ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
+            recorded_at = utc_timestamp()
+            if head is not None and head[2] > recorded_at:
+                # The clock stepped back (or another writer's ran ahead): never let recorded_at
+                # go backwards along the chain.
+                recorded_at = head[2]
+            sealed = []
+            rows = []
+            salts = []
+            for entry in entries:
+                seq += 1
+                salt = new_salt()
+                rec = seal(entry, seq=seq, prev_hash=prev, recorded_at=recorded_at, salt=salt)
+                prev = rec.hash
+                sealed.append(rec)
+                rows.append(_row(rec))
+                salts.append((seq, salt))
+                if entry.policy_json is not None and entry.policy_digest not in self._known_policies:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO consentkit_policies VALUES (?,?,?,?,?)",
+                        (
+                            entry.policy_digest,
+                            entry.policy_revision,
+                            entry.policy_version,
+                            entry.policy_json,
+                            recorded_at,
+                        ),
+                    )
+                    self._known_policies.add(entry.policy_digest)
+            conn.executemany(_INSERT, rows)
+            conn.executemany("INSERT INTO consentkit_pii_salts VALUES (?,?)", salts)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            # A rolled-back transaction may have added policies we did not keep.
+            self._known_policies.clear()
+            if isinstance(exc, sqlite3.Error):
+                raise LedgerUnavailable(f"the consent ledger could not be written: {exc}") from exc
+            raise
+        self.commits += 1
+        return sealed
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = self._connect()
+        self._check_schema(conn)
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+
+    async def records(
+        self, flt: RecordFilter | None = None, *, with_salts: bool = False
+    ) -> AsyncIterator[LedgerRecord]:
+        """Stream records in ``seq`` order, a page per thread hop, in constant memory."""
+        flt = flt or RecordFilter()
+        conn = await asyncio.to_thread(self._reader)
+        try:
+            where, params = _where(flt)
+            salt_col = ", s.salt" if with_salts else ", NULL"
+            join = " LEFT JOIN consentkit_pii_salts s ON s.seq = l.seq" if with_salts else ""
+            sql = (
+                f"SELECT {_COLUMNS}{salt_col} FROM consentkit_ledger l{join} "
+                f"WHERE l.seq > ?{where} ORDER BY l.seq LIMIT {_PAGE}"
+            )
+            after = 0
+            while True:
+                rows = await asyncio.to_thread(lambda a=after: conn.execute(sql, (a, *params)).fetchall())
+                for row in rows:
+                    rec = _record(row)
+                    if flt.matches(rec):
+                        yield rec
+                if len(rows) < _PAGE:
+                    break
+                after = rows[-1][0]
+        finally:
+            conn.close()
+
+    async def history(self, subject_id: str) -> list[LedgerRecord]:
+        """One subject's records, oldest first."""
+
+        def read() -> list[LedgerRecord]:
+            conn = self._reader()
+            try:
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS}, NULL FROM consentkit_ledger l WHERE l.subject_id = ? ORDER BY l.seq",
+                    (subject_id,),
+                ).fetchall()
+            finally:
+                conn.close()
+            return [_record(r) for r in rows]
+
+        return await asyncio.to_thread(_guard(read))
+
+    async def policy_text(self, digest: str) -> str | None:
+        """The stored canonical policy for a digest."""
+
+        def read() -> str | None:
+            conn = self._reader()
+            try:
+                row = conn.execute(
+                    "SELECT policy FROM consentkit_policies WHERE digest = ?", (digest,)
+                ).fetchone()
+            finally:
+                conn.close()
+            return None if row is None else str(row[0])
+
+        return await asyncio.to_thread(_guard(read))
+
+
+def _guard(fn: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        try:
+            return fn()
+        except sqlite3.Error as exc:
+            raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
+
+    return run
+
+
+def _where(flt: RecordFilter) -> tuple[str, tuple[Any, ...]]:
+    clauses, params = [], []
+    if flt.since is not None:
+        clauses.append("l.recorded_at >= ?")
+        params.append(flt.since)
+    if flt.until is not None:
+        clauses.append("l.recorded_at < ?")
+        params.append(flt.until)
+    if flt.subject_id is not None:
+        clauses.append("l.subject_id = ?")
+        params.append(flt.subject_id)
+    if flt.action is not None:
+        clauses.append("l.action = ?")
+        params.append(flt.action)
+    return "".join(f" AND {c}" for c in clauses), tuple(params)
+
+
+def _row(r: LedgerRecord) -> tuple[Any, ...]:
+    return (
+        r.seq,
+        r.event_id,
+        r.recorded_at,
+        r.subject_id,
+        r.action,
+        r.purposes_json,
+        r.method,
+        r.policy_revision,
+        r.policy_version,
+        r.policy_digest,
+        r.locale,
+        r.ip_prefix,
+        r.user_agent,
+        int(r.gpc),
+        r.evidence_json,
+        r.pii_digest,
+        r.prev_hash,
+        r.hash,
+    )
+
+
+def _record(row: tuple[Any, ...]) -> LedgerRecord:
+    return LedgerRecord(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        bool(row[13]),
+        row[14],
+        row[15],
+        row[16],
+        row[17],
+        row[18],
+    )
+
+
+def _resolve(
+    loop: asyncio.AbstractEventLoop,
+    items: list[tuple[asyncio.Future[Any], Any, BaseException | None]],
+) -> None:
+    def settle() -> None:
+        for fut, result, exc in items:
+            if fut.cancelled():
+                continue
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:
+        pass  # the waiting loop is closed: nobody is left to acknowledge

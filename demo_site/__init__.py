@@ -1,0 +1,1 @@
+"""A small provider site that uses consentkit: ``python -m demo_site``."""

@@ -1,0 +1,96 @@
+"""Shared fixtures: real SQLite ledger files, policies and apps built the way users build them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from consentkit import ConsentKit, Policy, get_consent
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_POLICY = ROOT / "examples" / "consent.toml"
+SECRET = "test-secret-key-0123456789abcdef"
+BASE = "http://testserver"
+SAME_ORIGIN = {"origin": BASE}
+
+
+@pytest.fixture
+def policy() -> Policy:
+    return Policy.from_toml(EXAMPLE_POLICY)
+
+
+@pytest.fixture
+def ledger_path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.db"
+
+
+@pytest.fixture
+def ledger_url(ledger_path: Path) -> str:
+    return f"sqlite:///{ledger_path}"
+
+
+@pytest.fixture
+def make_kit(policy: Policy, ledger_url: str) -> Callable[..., ConsentKit]:
+    def make(**options: Any) -> ConsentKit:
+        options.setdefault("policy", policy)
+        options.setdefault("secret_keys", [SECRET])
+        options.setdefault("ledger", ledger_url)
+        options.setdefault("cookie_secure", False)
+        return ConsentKit(**options)
+
+    return make
+
+
+@pytest.fixture
+def kit(make_kit: Callable[..., ConsentKit]) -> ConsentKit:
+    return make_kit()
+
+
+async def page(request: Request) -> PlainTextResponse:
+    consent = get_consent(request)
+    return PlainTextResponse(" ".join(f"{p}={int(v)}" for p, v in consent.purposes().items()))
+
+
+async def plain(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("hello")
+
+
+def make_app(kit: ConsentKit, routes: list[Route] | None = None) -> Starlette:
+    """A Starlette app with the kit mounted the documented way."""
+    return Starlette(
+        routes=[Route("/", page), Route("/plain", plain), *(routes or [])], middleware=[kit.middleware]
+    )
+
+
+@pytest.fixture
+def app(kit: ConsentKit) -> Starlette:
+    return make_app(kit)
+
+
+@pytest.fixture
+async def client(app: Starlette, kit: ConsentKit) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        yield c
+    await kit.aclose()
+
+
+async def decide(client: httpx.AsyncClient, action: str, granted: list[str] | None = None, **kw: Any) -> httpx.Response:
+    """POST a JSON decision from the same origin, as the widget does."""
+    body: dict[str, Any] = {"action": action}
+    if granted is not None:
+        body["granted"] = granted
+    headers = {**SAME_ORIGIN, **kw.pop("headers", {})}
+    return await client.post("/consent", json=body, headers=headers, **kw)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
