@@ -17,11 +17,11 @@ only age is rechecked on every use.
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, TimestampSigner
 
+from .entropy import token_urlsafe
 from .errors import ConfigurationError
 
 FORMAT_VERSION = "1"
@@ -51,7 +51,7 @@ class StoredDecision:
 
 def new_subject_id() -> str:
     """A random, URL-safe, 128-bit pseudonymous visitor id."""
-    return secrets.token_urlsafe(16)
+    return token_urlsafe(16)
 
 
 class CookieCodec:

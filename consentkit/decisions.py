@@ -48,9 +48,16 @@ class Decision:
     json: bool
 
 
-async def parse_decision(request: Request, kit: ConsentKit, before: Consent) -> Decision:
+def header_dict(request: Request) -> dict[str, str]:
+    """The request's headers as a plain dict (lower-case names; the last of repeated ones)."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+
+
+async def parse_decision(
+    request: Request, kit: ConsentKit, before: Consent, headers: dict[str, str]
+) -> Decision:
     """Check everything about a posted decision; raise :class:`BadDecision` on the first problem."""
-    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     is_json = ctype == "application/json"
 
     def bad(status: int, code: str, message: str) -> BadDecision:
@@ -64,13 +71,13 @@ async def parse_decision(request: Request, kit: ConsentKit, before: Consent) -> 
             + (f", not {ctype}" if ctype else " (no Content-Type was given)"),
         )
 
-    fetch_site = request.headers.get("sec-fetch-site")
-    origin = request.headers.get("origin")
-    problem = kit.csrf.origin_problem(fetch_site, origin, request.headers.get("host"))
+    fetch_site = headers.get("sec-fetch-site")
+    origin = headers.get("origin")
+    problem = kit.csrf.origin_problem(fetch_site, origin, headers.get("host"))
     if problem:
         raise bad(403, "cross_site", problem)
 
-    body = await _read_body(request, kit.max_body, bad)
+    body = await _read_body(request, headers, kit.max_body, bad)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -123,7 +130,7 @@ async def parse_decision(request: Request, kit: ConsentKit, before: Consent) -> 
 
     nxt = fields.get("next")
     if nxt is None:
-        nxt = _same_site_referer(request) or "/"
+        nxt = _same_site_referer(headers) or "/"
     elif not isinstance(nxt, str) or not is_safe_next(nxt):
         raise bad(400, "bad_next", "next must be a path on this site, such as /privacy")
     return Decision(action=action, granted=granted, method=str(method), next=nxt, json=is_json)
@@ -139,8 +146,8 @@ def is_safe_next(value: str) -> bool:
     return not parts.scheme and not parts.netloc
 
 
-async def _read_body(request: Request, limit: int, bad: Any) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(request: Request, headers: dict[str, str], limit: int, bad: Any) -> bytes:
+    declared = headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise bad(400, "bad_length", "Content-Length is not a number")
@@ -198,12 +205,12 @@ def _form_fields(text: str, bad: Any) -> dict[str, Any]:
     return fields
 
 
-def _same_site_referer(request: Request) -> str | None:
-    referer = request.headers.get("referer")
+def _same_site_referer(headers: dict[str, str]) -> str | None:
+    referer = headers.get("referer")
     if not referer:
         return None
     parts = urlsplit(referer)
-    if parts.netloc.lower() != (request.headers.get("host") or "").lower():
+    if parts.netloc.lower() != (headers.get("host") or "").lower():
         return None
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     return path if is_safe_next(path) else None

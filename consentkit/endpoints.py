@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from .consent import Consent, evaluate
 from .cookie import StoredDecision, new_subject_id
-from .decisions import BadDecision, parse_decision
+from .decisions import BadDecision, header_dict, parse_decision
 from .errors import LedgerCorrupt, LedgerUnavailable
 from .i18n import negotiate
 from .netaddr import ip_prefix
@@ -134,8 +134,9 @@ class Endpoints:
         """Record a decision durably, then set the cookie and answer."""
         kit = self.kit
         before = kit.consent_for_scope(request.scope)
+        headers = header_dict(request)
         try:
-            decision = await parse_decision(request, kit, before)
+            decision = await parse_decision(request, kit, before, headers)
         except BadDecision as exc:
             return _error(request, exc.status, exc.code, exc.message, json_body=exc.json)
         policy = kit.policy
@@ -147,11 +148,9 @@ class Endpoints:
             action=decision.action,
             purposes=purposes,
             method=decision.method,
-            locale=self.locale(request),
+            locale=negotiate(headers.get("accept-language"), policy.locales),
             ip_prefix=ip_prefix(request.client.host if request.client else None) if kit.record_ip else None,
-            user_agent=(request.headers.get("user-agent") or "")[:512] or None
-            if kit.record_user_agent
-            else None,
+            user_agent=(headers.get("user-agent") or "")[:512] or None if kit.record_user_agent else None,
             gpc=before.gpc,
         )
         try:
@@ -185,7 +184,7 @@ class Endpoints:
         response.raw_headers.append(kit.cookie_header(stored, secure=kit.cookie_secure))
         response.raw_headers.extend(
             kit.firewall.expiring_headers(
-                request.cookies, after.denied, request.headers.get("host"), kit.cookie_secure
+                request.cookies, after.denied, headers.get("host"), kit.cookie_secure
             )
         )
         return response
@@ -280,4 +279,4 @@ def _iso(epoch: float | None) -> str | None:
 
 
 def _epoch(recorded_at: str) -> float:
-    return datetime.strptime(recorded_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    return datetime.fromisoformat(recorded_at).timestamp()

@@ -25,6 +25,7 @@ log = logging.getLogger("consentkit")
 
 F = TypeVar("F", bound=Callable[..., Any])
 _CONSENT_CACHE_SIZE = 16384
+_MAX_CACHED_HEADER = 1024
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
 
 
@@ -81,6 +82,7 @@ class ConsentKit:
         self.hooks = Hooks(self.policy)
         self._requires_fallback = requires_fallback
         self._consents: dict[tuple[str, bool], Consent] = {}
+        self._by_header: dict[tuple[bytes, bool], Consent] = {}
         self._undecided = {gpc: evaluate(self.policy, None, gpc, 0.0) for gpc in (False, True)}
         self._cookie_rx = re.compile(rf"(?:^|;)\s*{re.escape(cookie_name)}=([^;]*)")
         self.max_age = self.policy.consent_lifetime_days * 86400
@@ -140,7 +142,17 @@ class ConsentKit:
                 gpc = True
         if cookie_header is None:
             return self._undecided[gpc]
-        return self.consent_for_cookie(cookie_header.decode("latin-1"), gpc)
+        # A visitor sends the same Cookie header on request after request: remember the answer
+        # for the whole header (short ones only, to bound memory), revalidating only its age.
+        hit = self._by_header.get((cookie_header, gpc))
+        if hit is not None and (not hit.decided or time.time() < hit.valid_until):
+            return hit
+        consent = self.consent_for_cookie(cookie_header.decode("latin-1"), gpc)
+        if len(cookie_header) <= _MAX_CACHED_HEADER and (consent.decided or consent.subject_id is None):
+            if len(self._by_header) >= _CONSENT_CACHE_SIZE:
+                self._by_header.clear()
+            self._by_header[(cookie_header, gpc)] = consent
+        return consent
 
     def consent_for_cookie(self, cookie_header: str, gpc: bool) -> Consent:
         """The consent a ``Cookie`` header carries; the first valid consent cookie wins."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ConsentkitError
@@ -26,13 +25,15 @@ log = logging.getLogger("consentkit")
 
 
 class RequestState(dict[str, Any]):
-    """``scope["state"]`` that works out ``consent`` on first access (``request.state.consent``)."""
+    """``scope["state"]`` that works out ``consent`` on first access (``request.state.consent``).
 
-    __slots__ = ("_kit", "_scope")
+    Each middleware makes a subclass that knows its kit, so that creating one per request runs
+    no Python ``__init__``.
+    """
 
-    def __init__(self, kit: ConsentKit, scope: Scope) -> None:
-        self._kit = kit
-        self._scope = scope
+    __slots__ = ("_scope",)
+    _kit: ConsentKit
+    _scope: Scope
 
     def __missing__(self, key: str) -> Any:
         if key != "consent":
@@ -40,6 +41,17 @@ class RequestState(dict[str, Any]):
         consent = self._kit.consent_for_scope(self._scope)
         self["consent"] = consent
         return consent
+
+
+def _add_vary(headers: list[tuple[bytes, bytes]], vary: bytes) -> None:
+    for i, (key, value) in enumerate(headers):
+        if key.lower() == b"vary":
+            present = {v.strip().lower() for v in value.split(b",")}
+            missing = [v for v in vary.split(b", ") if v.lower() not in present]
+            if missing:
+                headers[i] = (key, b", ".join([value, *missing]))
+            return
+    headers.append((b"vary", vary))
 
 
 class ConsentMiddleware:
@@ -54,7 +66,8 @@ class ConsentMiddleware:
         self.prefix_slash = kit.prefix + "/"
         self.endpoints = Endpoints(kit)
         self.gpc_json = "/.well-known/gpc.json" if kit.policy.gpc_ids else None
-        self.vary = "Cookie, Sec-GPC" if kit.policy.gpc_ids else "Cookie"
+        self.vary = b"Cookie, Sec-GPC" if kit.policy.gpc_ids else b"Cookie"
+        self.state_class = type("RequestState", (RequestState,), {"_kit": kit, "__slots__": ()})
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # A plain function returning the awaitable: one coroutine frame fewer per request.
@@ -67,7 +80,8 @@ class ConsentMiddleware:
             return self.endpoints(scope, receive, send)
         if path == self.gpc_json:
             return self.endpoints.gpc_json(scope, receive, send)
-        state = RequestState(self.kit, scope)
+        state = self.state_class()
+        state._scope = scope
         previous = scope.get("state")
         if previous:
             state.update(previous)
@@ -75,29 +89,29 @@ class ConsentMiddleware:
 
         def send_wrapper(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
-                headers = message["headers"]
-                if "consent" in state or any(k.lower() == b"set-cookie" for k, _ in headers):
-                    return self._enforce(scope, state, message, send)
+                for key, _ in message["headers"]:
+                    if key == b"set-cookie" or key == b"Set-Cookie":
+                        return self._enforce(state, message, send, True)
+                if "consent" in state:
+                    return self._enforce(state, message, send, False)
             return send(message)
 
         return self.app(scope, receive, send_wrapper)
 
-    async def _enforce(self, scope: Scope, state: RequestState, message: Message, send: Send) -> None:
+    def _enforce(self, state: RequestState, message: Message, send: Send, cookies: bool) -> Awaitable[None]:
         consent: Consent = state["consent"]
-        raw = list(message["headers"])
-        filtered = self.kit.firewall.filter(raw, consent)
-        message["headers"] = raw if filtered is None else filtered
-        headers = MutableHeaders(scope=message)
+        headers = list(message["headers"])
+        if cookies:
+            filtered = self.kit.firewall.filter(headers, consent)
+            if filtered is not None:
+                headers = filtered
         # The answer depended on the visitor's cookie (and signal): keep it out of shared caches.
-        headers.add_vary_header(self.vary)
+        _add_vary(headers, self.vary)
         stored = consent.stored
         if stored is not None and stored.old_key:
-            key, value = self.kit.cookie_header(stored, secure=self._secure(scope))
-            headers.append(key.decode("latin-1"), value.decode("latin-1"))
-        await send(message)
-
-    def _secure(self, scope: Scope) -> bool:
-        return self.kit.cookie_secure
+            headers.append(self.kit.cookie_header(stored, secure=self.kit.cookie_secure))
+        message["headers"] = headers
+        return send(message)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_wrapper(message: Message) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 
+@lru_cache(maxsize=4096)
 def ip_prefix(address: str | None) -> str | None:
     """The /24 (IPv4) or /48 (IPv6) network of an address, as ``192.0.2.0/24``; else ``None``."""
     if not address:

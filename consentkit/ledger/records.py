@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..entropy import random_bytes
 from ..policy import canonical_json
 
 GENESIS_HASH = "0" * 64
@@ -51,9 +51,23 @@ EXPORT_FIELDS = (
 _enc = json.encoder.encode_basestring  # the C encoder for one JSON string: fast and exact
 
 
+def new_event_id() -> str:
+    """A random (version 4) UUID."""
+    return str(uuid.UUID(bytes=random_bytes(16), version=4))
+
+
+def new_salt() -> bytes:
+    """A fresh random salt for one record's personal fields."""
+    return random_bytes(SALT_BYTES)
+
+
 @dataclass(frozen=True, slots=True)
 class NewRecord:
-    """A record to append: everything but its place in the chain."""
+    """A record to append: everything but its place in the chain.
+
+    What does not depend on the chain (canonical JSON, the salted digest of the personal
+    fields) is worked out here, by the caller, so that the single writer does the least.
+    """
 
     subject_id: str | None
     action: str
@@ -67,9 +81,26 @@ class NewRecord:
     user_agent: str | None = None
     gpc: bool = False
     evidence: Mapping[str, Any] | None = None
-    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    event_id: str = field(default_factory=new_event_id)
     # The policy's canonical JSON, stored once per digest so that auditors can read the text.
     policy_json: str | None = None
+    purposes_json: str = field(init=False)
+    evidence_json: str | None = field(init=False)
+    salt: bytes = field(init=False)
+    pii_digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "purposes_json", canonical_json(dict(self.purposes)))
+        evidence_json = None if self.evidence is None else canonical_json(dict(self.evidence))
+        set_(self, "evidence_json", evidence_json)
+        salt = new_salt()
+        set_(self, "salt", salt)
+        set_(
+            self,
+            "pii_digest",
+            pii_digest(salt, pii_json(self.subject_id, self.ip_prefix, self.user_agent, evidence_json)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +173,6 @@ def utc_timestamp(now: datetime | None = None) -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
-def new_salt() -> bytes:
-    """A fresh random salt for one record's personal fields."""
-    return os.urandom(SALT_BYTES)
-
-
 def pii_json(
     subject_id: str | None, ip_prefix: str | None, user_agent: str | None, evidence_json: str | None
 ) -> str:
@@ -195,24 +221,21 @@ def chain_hash(prev_hash: str, committed: str) -> str:
     return hashlib.sha256((prev_hash + committed).encode("utf-8")).hexdigest()
 
 
-def seal(entry: NewRecord, *, seq: int, prev_hash: str, recorded_at: str, salt: bytes) -> LedgerRecord:
+def seal(entry: NewRecord, *, seq: int, prev_hash: str, recorded_at: str) -> LedgerRecord:
     """Give a new record its place in the chain."""
-    purposes_json = canonical_json(dict(entry.purposes))
-    evidence_json = None if entry.evidence is None else canonical_json(dict(entry.evidence))
-    digest = pii_digest(salt, pii_json(entry.subject_id, entry.ip_prefix, entry.user_agent, evidence_json))
     committed = committed_json(
         seq=seq,
         event_id=entry.event_id,
         recorded_at=recorded_at,
         action=entry.action,
-        purposes_json=purposes_json,
+        purposes_json=entry.purposes_json,
         method=entry.method,
         policy_revision=entry.policy_revision,
         policy_version=entry.policy_version,
         policy_digest=entry.policy_digest,
         locale=entry.locale,
         gpc=entry.gpc,
-        pii_digest=digest,
+        pii_digest=entry.pii_digest,
     )
     return LedgerRecord(
         seq=seq,
@@ -220,7 +243,7 @@ def seal(entry: NewRecord, *, seq: int, prev_hash: str, recorded_at: str, salt: 
         recorded_at=recorded_at,
         subject_id=entry.subject_id,
         action=entry.action,
-        purposes_json=purposes_json,
+        purposes_json=entry.purposes_json,
         method=entry.method,
         policy_revision=entry.policy_revision,
         policy_version=entry.policy_version,
@@ -229,11 +252,11 @@ def seal(entry: NewRecord, *, seq: int, prev_hash: str, recorded_at: str, salt: 
         ip_prefix=entry.ip_prefix,
         user_agent=entry.user_agent,
         gpc=entry.gpc,
-        evidence_json=evidence_json,
-        pii_digest=digest,
+        evidence_json=entry.evidence_json,
+        pii_digest=entry.pii_digest,
         prev_hash=prev_hash,
         hash=chain_hash(prev_hash, committed),
-        pii_salt=salt,
+        pii_salt=entry.salt,
     )
 
 

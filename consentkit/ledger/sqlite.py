@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable
 from .base import SCHEMA_VERSION, Ledger, RecordFilter
-from .records import GENESIS_HASH, LedgerRecord, NewRecord, new_salt, seal, utc_timestamp
+from .records import GENESIS_HASH, LedgerRecord, NewRecord, seal, utc_timestamp
 
 log = logging.getLogger("consentkit.ledger")
 
@@ -293,12 +293,11 @@ class SQLiteLedger(Ledger):
             salts = []
             for entry in entries:
                 seq += 1
-                salt = new_salt()
-                rec = seal(entry, seq=seq, prev_hash=prev, recorded_at=recorded_at, salt=salt)
+                rec = seal(entry, seq=seq, prev_hash=prev, recorded_at=recorded_at)
                 prev = rec.hash
                 sealed.append(rec)
                 rows.append(_row(rec))
-                salts.append((seq, salt))
+                salts.append((seq, entry.salt))
                 if entry.policy_json is not None and entry.policy_digest not in self._known_policies:
                     conn.execute(
                         "INSERT OR IGNORE INTO consentkit_policies VALUES (?,?,?,?,?)",

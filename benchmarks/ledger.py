@@ -1,0 +1,163 @@
+"""Durable decisions per second and acknowledgement latency with many concurrent clients.
+
+Each client is a visitor that posts JSON decisions (``POST /consent``) through the whole
+middleware, one after another, for ``--seconds``; a decision counts when its answer (200, cookie
+set) arrives, which happens only after its ledger record is committed (WAL, synchronous=FULL).
+In-process ASGI calls, one event loop, one process: the cost measured is consentkit's, not a
+server's or the network's.
+
+    python benchmarks/ledger.py [--clients 200] [--seconds 10] [--ledger sqlite:///path.db]
+    python benchmarks/ledger.py --direct     # kit.ledger.append() alone, without HTTP
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+
+from consentkit import ConsentKit, Policy
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "benchmark-secret-key-0123456789abcdef"
+ACTIONS = [
+    {"action": "accept_all"},
+    {"action": "reject_all"},
+    {"action": "save", "granted": ["analytics"]},
+    {"action": "withdraw"},
+]
+
+
+def decision_scope(body: bytes) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/consent",
+        "raw_path": b"/consent",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"www.example.com"),
+            (b"origin", b"https://www.example.com"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0"),
+            (b"accept-language", b"fr-CA,fr;q=0.9,en;q=0.5"),
+        ],
+        "client": ("203.0.113.9", 50000),
+        "server": ("www.example.com", 443),
+        "state": {},
+    }
+
+
+async def post(app: Any, body: bytes) -> int:
+    status = 0
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(decision_scope(body), receive, send)
+    return status
+
+
+async def run(args: argparse.Namespace) -> None:
+    policy = Policy.from_toml(ROOT / "examples" / "consent.toml")
+    tmp = tempfile.mkdtemp()
+    url = args.ledger or f"sqlite:///{tmp}/bench-ledger.db"
+    kit = ConsentKit(policy=policy, secret_keys=[SECRET], ledger=url)
+    app = Starlette(middleware=[kit.middleware])
+    await kit.startup()
+    bodies = [json.dumps(a).encode() for a in ACTIONS]
+    latencies: list[float] = []
+    errors = 0
+    deadline = 0.0
+
+    async def client(i: int) -> None:
+        nonlocal errors
+        n = i
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            if args.direct:
+                await kit.ledger.append(
+                    kit.new_record(
+                        subject_id=f"subject-{i}",
+                        action="accept_all",
+                        purposes=dict.fromkeys(policy.ids, True),
+                        method="banner",
+                        locale="en",
+                        ip_prefix="203.0.113.0/24",
+                        user_agent="Mozilla/5.0",
+                    )
+                )
+                ok = True
+            else:
+                ok = await post(app, bodies[n % len(bodies)]) == 200
+            if ok:
+                latencies.append(time.perf_counter() - start)
+            else:
+                errors += 1
+            n += 1
+
+    # Warm up (creates the file and schema, fills caches), then measure.
+    deadline = time.perf_counter() + 1.0
+    await asyncio.gather(*(client(i) for i in range(args.clients)))
+    latencies.clear()
+    commits_before = getattr(kit.ledger, "commits", 0)
+    started = time.perf_counter()
+    deadline = started + args.seconds
+    await asyncio.gather(*(client(i) for i in range(args.clients)))
+    elapsed = time.perf_counter() - started
+    commits = getattr(kit.ledger, "commits", 0) - commits_before
+    report = await kit.ledger.verify()
+    await kit.aclose()
+
+    n = len(latencies)
+    qs = statistics.quantiles(latencies, n=100)
+    print(
+        f"ledger {url.split('?')[0]}  ({'ledger.append only' if args.direct else 'POST /consent through the middleware'})"
+    )
+    print(f"{args.clients} concurrent clients, {args.seconds:.0f} s, CPU count {os.cpu_count()}")
+    print(f"durable decisions: {n}  ({n / elapsed:,.0f}/s), errors {errors}")
+    print(
+        f"ack latency: p50 {qs[49] * 1000:.1f} ms, p99 {qs[98] * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+    )
+    if commits:
+        print(
+            f"commits (one WAL fsync each): {commits}, {n / commits:.1f} decisions per commit, "
+            f"{commits / n:.4f} fsyncs per decision"
+        )
+    print(f"chain verifies: {report.ok} ({report.records} records)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--ledger", help="ledger URL (default: a new SQLite file in a temp dir)")
+    parser.add_argument("--direct", action="store_true", help="append to the ledger without HTTP")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
