@@ -37,6 +37,7 @@ class Consent:
         "valid_until",
     )
 
+    _policy: Policy
     decided: bool
     decided_at: int | None
     denied: frozenset[str]

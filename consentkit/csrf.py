@@ -20,9 +20,8 @@ class CsrfGuard:
     """Checks where a state-changing request comes from."""
 
     def __init__(self, secret_keys: list[str | bytes], trusted_origins: Iterable[str] = ()) -> None:
-        self._signer = TimestampSigner(
-            list(reversed(secret_keys)), salt="consentkit.csrf", digest_method=hashlib.sha256
-        )
+        keys = [k.encode("utf-8") if isinstance(k, str) else k for k in reversed(secret_keys)]
+        self._signer = TimestampSigner(keys, salt="consentkit.csrf", digest_method=hashlib.sha256)
         self._trusted = frozenset(_netloc(o) for o in trusted_origins)
 
     def token(self, subject_id: str | None) -> str:

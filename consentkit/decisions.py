@@ -89,7 +89,8 @@ async def parse_decision(
         fields = _form_fields(text, bad)
         if fetch_site is None and origin is None:
             token = fields.get("csrf_token")
-            subject = kit.stored_for(before).subject_id if kit.stored_for(before) else None
+            known = kit.stored_for(before)
+            subject = known.subject_id if known is not None else None
             if not kit.csrf.token_ok(token if isinstance(token, str) else None, subject):
                 raise bad(
                     403,

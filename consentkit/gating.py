@@ -103,7 +103,7 @@ def make_requires(
         injected = request_param is None
         # FastAPI builds its dependency injection from the signature: when the endpoint takes no
         # Request, offer it one under a private name and hide it from the endpoint.
-        name = "_consentkit_request" if injected else request_param
+        name: str = request_param or "_consentkit_request"
 
         def find_request(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
             if name in kwargs:

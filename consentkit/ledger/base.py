@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .records import LedgerRecord, NewRecord
 from .verify import ChainVerifier, VerifyReport
@@ -25,6 +26,33 @@ class RecordFilter:
     def matches(self, r: LedgerRecord) -> bool:
         """Whether a record passes the filters a backend could not apply in its query."""
         return self.purpose is None or f'"{self.purpose}":' in r.purposes_json
+
+
+def where_clause(flt: RecordFilter, placeholder: Callable[[int], str]) -> tuple[str, list[Any]]:
+    """SQL conditions (each prefixed with `` AND ``) and parameters for a filter's indexed fields.
+
+    ``placeholder(n)`` spells the n-th parameter (``?`` for SQLite, ``$n`` for PostgreSQL).
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value, op in (
+        ("recorded_at", flt.since, ">="),
+        ("recorded_at", flt.until, "<"),
+        ("subject_id", flt.subject_id, "="),
+        ("action", flt.action, "="),
+    ):
+        if value is not None:
+            params.append(value)
+            clauses.append(f" AND l.{column} {op} {placeholder(len(params))}")
+    return "".join(clauses), params
+
+
+# Columns of the ledger table in storage order, as ``l.``-qualified SQL.
+COLUMNS_SQL = (
+    "l.seq, l.event_id, l.recorded_at, l.subject_id, l.action, l.purposes, l.method, "
+    "l.policy_revision, l.policy_version, l.policy_digest, l.locale, l.ip_prefix, l.user_agent, "
+    "l.gpc, l.evidence, l.pii_digest, l.prev_hash, l.hash"
+)
 
 
 class Ledger(abc.ABC):

@@ -143,6 +143,55 @@ class LedgerRecord:
         """What the person was shown and how they agreed (API records), if any."""
         return None if self.evidence_json is None else json.loads(self.evidence_json)
 
+    def row(self) -> tuple[Any, ...]:
+        """The record's columns in storage order (``EXPORT_FIELDS``), as both backends store them."""
+        return (
+            self.seq,
+            self.event_id,
+            self.recorded_at,
+            self.subject_id,
+            self.action,
+            self.purposes_json,
+            self.method,
+            self.policy_revision,
+            self.policy_version,
+            self.policy_digest,
+            self.locale,
+            self.ip_prefix,
+            self.user_agent,
+            self.gpc,
+            self.evidence_json,
+            self.pii_digest,
+            self.prev_hash,
+            self.hash,
+        )
+
+    @classmethod
+    def from_row(cls, row: Any) -> LedgerRecord:
+        """A record from its columns in storage order, plus the salt (or None) as a 19th."""
+        salt = row[18]
+        return cls(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+            row[10],
+            row[11],
+            row[12],
+            bool(row[13]),
+            row[14],
+            row[15],
+            row[16],
+            row[17],
+            None if salt is None else bytes(salt),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The record as exported (JSON Lines), fields in ``EXPORT_FIELDS`` order."""
         return {
@@ -258,6 +307,24 @@ def seal(entry: NewRecord, *, seq: int, prev_hash: str, recorded_at: str) -> Led
         hash=chain_hash(prev_hash, committed),
         pii_salt=entry.salt,
     )
+
+
+def seal_batch(entries: list[NewRecord], head: tuple[int, str, str] | None) -> list[LedgerRecord]:
+    """Chain ``entries`` after ``head`` (``(seq, hash, recorded_at)`` of the last record, or None).
+
+    Call it while holding the ledger's write lock, so that nobody else appends in between.
+    All records of one batch share one ``recorded_at``; it never goes back along the chain even
+    when the clock (or another writer's) does.
+    """
+    seq, prev, last_time = head if head is not None else (0, GENESIS_HASH, "")
+    recorded_at = max(utc_timestamp(), last_time)
+    sealed = []
+    for entry in entries:
+        seq += 1
+        rec = seal(entry, seq=seq, prev_hash=prev, recorded_at=recorded_at)
+        prev = rec.hash
+        sealed.append(rec)
+    return sealed
 
 
 def _str(value: str | None) -> str:

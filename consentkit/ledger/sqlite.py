@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable
-from .base import SCHEMA_VERSION, Ledger, RecordFilter
-from .records import GENESIS_HASH, LedgerRecord, NewRecord, seal, utc_timestamp
+from .base import COLUMNS_SQL, SCHEMA_VERSION, Ledger, RecordFilter, where_clause
+from .records import LedgerRecord, NewRecord, seal_batch, utc_timestamp
 
 log = logging.getLogger("consentkit.ledger")
 
@@ -66,11 +66,6 @@ CREATE TABLE IF NOT EXISTS consentkit_policies (
 );
 """
 
-_COLUMNS = (
-    "l.seq, l.event_id, l.recorded_at, l.subject_id, l.action, l.purposes, l.method, "
-    "l.policy_revision, l.policy_version, l.policy_digest, l.locale, l.ip_prefix, l.user_agent, "
-    "l.gpc, l.evidence, l.pii_digest, l.prev_hash, l.hash"
-)
 _INSERT = (
     "INSERT INTO consentkit_ledger (seq, event_id, recorded_at, subject_id, action, purposes, "
     "method, policy_revision, policy_version, policy_digest, locale, ip_prefix, user_agent, gpc, "
@@ -282,22 +277,10 @@ class SQLiteLedger(Ledger):
             head = conn.execute(
                 "SELECT seq, hash, recorded_at FROM consentkit_ledger ORDER BY seq DESC LIMIT 1"
             ).fetchone()
-            seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
-            recorded_at = utc_timestamp()
-            if head is not None and head[2] > recorded_at:
-                # The clock stepped back (or another writer's ran ahead): never let recorded_at
-                # go backwards along the chain.
-                recorded_at = head[2]
-            sealed = []
-            rows = []
-            salts = []
+            sealed = seal_batch(entries, head)
+            rows = [rec.row() for rec in sealed]
+            salts = [(rec.seq, rec.pii_salt) for rec in sealed]
             for entry in entries:
-                seq += 1
-                rec = seal(entry, seq=seq, prev_hash=prev, recorded_at=recorded_at)
-                prev = rec.hash
-                sealed.append(rec)
-                rows.append(_row(rec))
-                salts.append((seq, entry.salt))
                 if entry.policy_json is not None and entry.policy_digest not in self._known_policies:
                     conn.execute(
                         "INSERT OR IGNORE INTO consentkit_policies VALUES (?,?,?,?,?)",
@@ -306,7 +289,7 @@ class SQLiteLedger(Ledger):
                             entry.policy_revision,
                             entry.policy_version,
                             entry.policy_json,
-                            recorded_at,
+                            sealed[0].recorded_at,
                         ),
                     )
                     self._known_policies.add(entry.policy_digest)
@@ -341,18 +324,22 @@ class SQLiteLedger(Ledger):
         flt = flt or RecordFilter()
         conn = await asyncio.to_thread(self._reader)
         try:
-            where, params = _where(flt)
+            where, params = where_clause(flt, lambda n: "?")
             salt_col = ", s.salt" if with_salts else ", NULL"
             join = " LEFT JOIN consentkit_pii_salts s ON s.seq = l.seq" if with_salts else ""
             sql = (
-                f"SELECT {_COLUMNS}{salt_col} FROM consentkit_ledger l{join} "
+                f"SELECT {COLUMNS_SQL}{salt_col} FROM consentkit_ledger l{join} "
                 f"WHERE l.seq > ?{where} ORDER BY l.seq LIMIT {_PAGE}"
             )
+
+            def page(after: int) -> list[Any]:
+                return conn.execute(sql, (after, *params)).fetchall()
+
             after = 0
             while True:
-                rows = await asyncio.to_thread(lambda a=after: conn.execute(sql, (a, *params)).fetchall())
+                rows = await asyncio.to_thread(page, after)
                 for row in rows:
-                    rec = _record(row)
+                    rec = LedgerRecord.from_row(row)
                     if flt.matches(rec):
                         yield rec
                 if len(rows) < _PAGE:
@@ -368,12 +355,13 @@ class SQLiteLedger(Ledger):
             conn = self._reader()
             try:
                 rows = conn.execute(
-                    f"SELECT {_COLUMNS}, NULL FROM consentkit_ledger l WHERE l.subject_id = ? ORDER BY l.seq",
+                    f"SELECT {COLUMNS_SQL}, NULL FROM consentkit_ledger l "
+                    "WHERE l.subject_id = ? ORDER BY l.seq",
                     (subject_id,),
                 ).fetchall()
             finally:
                 conn.close()
-            return [_record(r) for r in rows]
+            return [LedgerRecord.from_row(r) for r in rows]
 
         return await asyncio.to_thread(_guard(read))
 
@@ -401,70 +389,6 @@ def _guard(fn: Callable[[], Any]) -> Callable[[], Any]:
             raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
 
     return run
-
-
-def _where(flt: RecordFilter) -> tuple[str, tuple[Any, ...]]:
-    clauses, params = [], []
-    if flt.since is not None:
-        clauses.append("l.recorded_at >= ?")
-        params.append(flt.since)
-    if flt.until is not None:
-        clauses.append("l.recorded_at < ?")
-        params.append(flt.until)
-    if flt.subject_id is not None:
-        clauses.append("l.subject_id = ?")
-        params.append(flt.subject_id)
-    if flt.action is not None:
-        clauses.append("l.action = ?")
-        params.append(flt.action)
-    return "".join(f" AND {c}" for c in clauses), tuple(params)
-
-
-def _row(r: LedgerRecord) -> tuple[Any, ...]:
-    return (
-        r.seq,
-        r.event_id,
-        r.recorded_at,
-        r.subject_id,
-        r.action,
-        r.purposes_json,
-        r.method,
-        r.policy_revision,
-        r.policy_version,
-        r.policy_digest,
-        r.locale,
-        r.ip_prefix,
-        r.user_agent,
-        int(r.gpc),
-        r.evidence_json,
-        r.pii_digest,
-        r.prev_hash,
-        r.hash,
-    )
-
-
-def _record(row: tuple[Any, ...]) -> LedgerRecord:
-    return LedgerRecord(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        row[5],
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-        row[10],
-        row[11],
-        row[12],
-        bool(row[13]),
-        row[14],
-        row[15],
-        row[16],
-        row[17],
-        row[18],
-    )
 
 
 def _resolve(
