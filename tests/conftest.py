@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,69 @@ def ledger_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def ledger_url(ledger_path: Path) -> str:
     return f"sqlite:///{ledger_path}"
+
+
+PG_DSN = os.environ.get("CONSENTKIT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_available() -> str | None:
+    """Why PostgreSQL cannot be used, or None when it answers."""
+    import asyncio
+
+    try:
+        import asyncpg
+    except ImportError:
+        return "asyncpg is not installed"
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_DSN, timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        return f"PostgreSQL at {PG_DSN} does not answer: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """The test server's DSN; in CI a missing server fails the run instead of skipping."""
+    problem = _pg_available()
+    if problem:
+        if in_ci():
+            pytest.fail(f"CI needs PostgreSQL: {problem}")
+        pytest.skip(problem)
+    return PG_DSN
+
+
+@pytest.fixture
+def pg_url(pg_dsn: str) -> Iterator[str]:
+    """A ledger URL in a fresh PostgreSQL schema, dropped afterwards."""
+    import asyncio
+
+    import asyncpg
+
+    schema = f"ck_test_{uuid.uuid4().hex[:12]}"
+    yield f"{pg_dsn}?schema={schema}"
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh ledger on each backend: a new SQLite file, then a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
 
 
 @pytest.fixture
@@ -83,7 +147,9 @@ async def client(app: Starlette, kit: ConsentKit) -> AsyncIterator[httpx.AsyncCl
     await kit.aclose()
 
 
-async def decide(client: httpx.AsyncClient, action: str, granted: list[str] | None = None, **kw: Any) -> httpx.Response:
+async def decide(
+    client: httpx.AsyncClient, action: str, granted: list[str] | None = None, **kw: Any
+) -> httpx.Response:
     """POST a JSON decision from the same origin, as the widget does."""
     body: dict[str, Any] = {"action": action}
     if granted is not None:
