@@ -83,3 +83,38 @@ async def test_unreachable_postgres_is_unavailable_not_a_crash():
 def test_unknown_scheme_is_a_configuration_error():
     with pytest.raises(ConfigurationError, match="unknown ledger URL"):
         open_ledger("mysql://root@127.0.0.1/test")
+
+
+async def test_erase_removes_personal_fields_and_keeps_the_chain_verifiable(any_ledger_url):
+    ledger = open_ledger(any_ledger_url)
+    try:
+        await ledger.append(entry("alice"))
+        await ledger.append(entry("bob"))
+        await ledger.append(entry("alice", "withdraw", evidence={"phone": "+1 514 555 0100"}))
+        erase = await ledger.erase("alice")
+        assert erase.action == "erase" and erase.subject_id is None and erase.seq == 4
+        assert erase.evidence == {"erased_records": 2}
+        records = [r async for r in ledger.records()]
+        dumped = "\n".join(repr(r.to_dict()) for r in records)
+        assert "alice" not in dumped and "555 0100" not in dumped
+        erased = [r for r in records if r.seq in (1, 3)]
+        assert all(r.ip_prefix is None and r.user_agent is None and r.evidence is None for r in erased)
+        assert records[1].subject_id == "bob" and records[1].ip_prefix == "203.0.113.0/24"
+        assert await ledger.history("alice") == []
+        report = await ledger.verify()
+        assert report.ok and report.records == 4 and report.erased == 2
+    finally:
+        await ledger.close()
+
+
+async def test_erasing_an_unknown_subject_writes_nothing(any_ledger_url):
+    from consentkit import SubjectNotFound
+
+    ledger = open_ledger(any_ledger_url)
+    try:
+        await ledger.append(entry("alice"))
+        with pytest.raises(SubjectNotFound, match="nobody"):
+            await ledger.erase("nobody")
+        assert [r.seq async for r in ledger.records()] == [1]
+    finally:
+        await ledger.close()

@@ -90,6 +90,15 @@ class Ledger(abc.ABC):
     async def policy_text(self, digest: str) -> str | None:
         """The canonical JSON of the policy with this digest, as stored when first used."""
 
+    @abc.abstractmethod
+    async def erase(self, subject_id: str) -> LedgerRecord:
+        """De-identify a subject: delete the personal fields (subject id, address prefix, user
+        agent, evidence) of its records and their salts, and append an ``erase`` record (without
+        the id). The chain still verifies, because it commits to the salted digests, which stay.
+
+        Raises SubjectNotFound when no record belongs to the subject. Returns the erase record.
+        """
+
     async def verify(self) -> VerifyReport:
         """Check the whole chain; the report names the first bad ``seq``."""
         verifier = ChainVerifier()

@@ -21,14 +21,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from ..errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable
+from ..errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable, SubjectNotFound
 from .base import COLUMNS_SQL, SCHEMA_VERSION, Ledger, RecordFilter, where_clause
-from .records import LedgerRecord, NewRecord, seal_batch, utc_timestamp
+from .records import LedgerRecord, NewRecord, erasure_record, seal_batch, utc_timestamp
 
 log = logging.getLogger("consentkit.ledger")
 
@@ -82,7 +83,8 @@ _INSERT = (
     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)"
 )
 _SCHEMA_LOCK = 0x636F6E73656E74  # "consent": serializes schema creation across processes
-_RETRY_AFTER = 1.0  # seconds to answer "unavailable" at once after a failed connection
+_RETRY_AFTER = 1.0
+T = TypeVar("T")  # seconds to answer "unavailable" at once after a failed connection
 
 
 class PostgresLedger(Ledger):
@@ -245,56 +247,85 @@ class PostgresLedger(Ledger):
                 for _ in batch:
                     queue.task_done()
 
-    async def _commit(self, entries: list[NewRecord]) -> list[LedgerRecord]:
+    async def _transaction(self, work: Callable[[Any, tuple[int, str, str] | None], Awaitable[T]]) -> T:
+        """Run ``work(conn, head)`` holding the chain's head row lock, then move the head."""
         pool = await self._get_pool()
         try:
             async with pool.acquire() as conn, conn.transaction():
-                head = await conn.fetchrow(
+                row = await conn.fetchrow(
                     "SELECT seq, hash, recorded_at FROM consentkit_head WHERE id = 1 FOR UPDATE"
                 )
-                sealed = seal_batch(entries, (head[0], head[1], head[2]) if head else None)
-                new_policies = {
-                    e.policy_digest: e
-                    for e in entries
-                    if e.policy_json and e.policy_digest not in self._known_policies
-                }
-                for e in new_policies.values():
-                    await conn.execute(
-                        "INSERT INTO consentkit_policies VALUES ($1,$2,$3,$4,$5) "
-                        "ON CONFLICT (digest) DO NOTHING",
-                        e.policy_digest,
-                        e.policy_revision,
-                        e.policy_version,
-                        e.policy_json,
-                        sealed[0].recorded_at,
-                    )
-                await conn.executemany(_INSERT, [r.row() for r in sealed])
-                await conn.executemany(
-                    "INSERT INTO consentkit_pii_salts VALUES ($1, $2)", [(r.seq, r.pii_salt) for r in sealed]
-                )
-                last = sealed[-1]
-                if head is None:
-                    await conn.execute(
-                        "INSERT INTO consentkit_head VALUES (1, $1, $2, $3)",
-                        last.seq,
-                        last.hash,
-                        last.recorded_at,
-                    )
-                else:
-                    await conn.execute(
-                        "UPDATE consentkit_head SET seq = $1, hash = $2, recorded_at = $3 WHERE id = 1",
-                        last.seq,
-                        last.hash,
-                        last.recorded_at,
-                    )
+                head = (row[0], row[1], row[2]) if row else None
+                result = await work(conn, head)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
             await self._drop_pool()
             raise LedgerUnavailable(f"the consent ledger database went away: {exc}") from exc
         except asyncpg.PostgresError as exc:
             raise LedgerUnavailable(f"the consent ledger could not be written: {exc}") from exc
-        self._known_policies.update(new_policies)
         self.commits += 1
+        return result
+
+    async def _append_in(
+        self, conn: Any, head: tuple[int, str, str] | None, entries: list[NewRecord]
+    ) -> list[LedgerRecord]:
+        sealed = seal_batch(entries, head)
+        new_policies = {
+            e.policy_digest: e
+            for e in entries
+            if e.policy_json and e.policy_digest not in self._known_policies
+        }
+        for e in new_policies.values():
+            await conn.execute(
+                "INSERT INTO consentkit_policies VALUES ($1,$2,$3,$4,$5) ON CONFLICT (digest) DO NOTHING",
+                e.policy_digest,
+                e.policy_revision,
+                e.policy_version,
+                e.policy_json,
+                sealed[0].recorded_at,
+            )
+        await conn.executemany(_INSERT, [r.row() for r in sealed])
+        await conn.executemany(
+            "INSERT INTO consentkit_pii_salts VALUES ($1, $2)", [(r.seq, r.pii_salt) for r in sealed]
+        )
+        last = sealed[-1]
+        await conn.execute(
+            "INSERT INTO consentkit_head VALUES (1, $1, $2, $3) "
+            "ON CONFLICT (id) DO UPDATE SET seq = $1, hash = $2, recorded_at = $3",
+            last.seq,
+            last.hash,
+            last.recorded_at,
+        )
         return sealed
+
+    async def _commit(self, entries: list[NewRecord]) -> list[LedgerRecord]:
+        sealed = await self._transaction(lambda conn, head: self._append_in(conn, head, entries))
+        # Only once committed: after a rollback the policy text must be inserted again.
+        self._known_policies.update(e.policy_digest for e in entries if e.policy_json)
+        return sealed
+
+    async def erase(self, subject_id: str) -> LedgerRecord:
+        """Crypto-shred a subject's personal fields and record the erasure (see ``Ledger.erase``)."""
+
+        async def work(conn: Any, head: tuple[int, str, str] | None) -> LedgerRecord:
+            rows = await conn.fetch(
+                f"SELECT {COLUMNS_SQL}, NULL::bytea FROM consentkit_ledger l "
+                "WHERE l.subject_id = $1 ORDER BY l.seq",
+                subject_id,
+            )
+            if not rows:
+                raise SubjectNotFound(f"no ledger record belongs to subject {subject_id!r}")
+            await conn.execute(
+                "DELETE FROM consentkit_pii_salts WHERE seq = ANY($1::bigint[])", [r[0] for r in rows]
+            )
+            await conn.execute(
+                "UPDATE consentkit_ledger SET subject_id = NULL, ip_prefix = NULL, user_agent = NULL, "
+                "evidence = NULL WHERE subject_id = $1",
+                subject_id,
+            )
+            erase = erasure_record(LedgerRecord.from_row(rows[-1]), len(rows))
+            return (await self._append_in(conn, head, [erase]))[0]
+
+        return await self._transaction(work)
 
     async def _drop_pool(self) -> None:
         pool, self._pool = self._pool, None

@@ -309,6 +309,25 @@ def seal(entry: NewRecord, *, seq: int, prev_hash: str, recorded_at: str) -> Led
     )
 
 
+def erasure_record(last: LedgerRecord, count: int) -> NewRecord:
+    """The record that says a subject's records were erased, without saying whose.
+
+    It carries the policy fields of the subject's last record (what they had last agreed to) and
+    only the number of records erased.
+    """
+    return NewRecord(
+        subject_id=None,
+        action="erase",
+        purposes={},
+        method="operator",
+        policy_revision=last.policy_revision,
+        policy_version=last.policy_version,
+        policy_digest=last.policy_digest,
+        locale=last.locale,
+        evidence={"erased_records": count},
+    )
+
+
 def seal_batch(entries: list[NewRecord], head: tuple[int, str, str] | None) -> list[LedgerRecord]:
     """Chain ``entries`` after ``head`` (``(seq, hash, recorded_at)`` of the last record, or None).
 

@@ -19,11 +19,11 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable
+from ..errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable, SubjectNotFound
 from .base import COLUMNS_SQL, SCHEMA_VERSION, Ledger, RecordFilter, where_clause
-from .records import LedgerRecord, NewRecord, seal_batch, utc_timestamp
+from .records import LedgerRecord, NewRecord, erasure_record, seal_batch, utc_timestamp
 
 log = logging.getLogger("consentkit.ledger")
 
@@ -72,6 +72,7 @@ _INSERT = (
     "evidence, pii_digest, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _STOP = object()
+T = TypeVar("T")
 _PAGE = 2000  # rows per read hop when streaming
 
 
@@ -267,34 +268,15 @@ class SQLiteLedger(Ledger):
         for loop, items in by_loop.items():
             _resolve(loop, items)
 
-    def _commit(self, entries: list[NewRecord]) -> list[LedgerRecord]:
+    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction (SQLite's write lock) and commit."""
         conn = self._writer_conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise LedgerUnavailable(f"the consent ledger is locked or unwritable: {exc}") from exc
         try:
-            head = conn.execute(
-                "SELECT seq, hash, recorded_at FROM consentkit_ledger ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            sealed = seal_batch(entries, head)
-            rows = [rec.row() for rec in sealed]
-            salts = [(rec.seq, rec.pii_salt) for rec in sealed]
-            for entry in entries:
-                if entry.policy_json is not None and entry.policy_digest not in self._known_policies:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO consentkit_policies VALUES (?,?,?,?,?)",
-                        (
-                            entry.policy_digest,
-                            entry.policy_revision,
-                            entry.policy_version,
-                            entry.policy_json,
-                            sealed[0].recorded_at,
-                        ),
-                    )
-                    self._known_policies.add(entry.policy_digest)
-            conn.executemany(_INSERT, rows)
-            conn.executemany("INSERT INTO consentkit_pii_salts VALUES (?,?)", salts)
+            result = work(conn)
             conn.execute("COMMIT")
         except BaseException as exc:
             try:
@@ -307,7 +289,55 @@ class SQLiteLedger(Ledger):
                 raise LedgerUnavailable(f"the consent ledger could not be written: {exc}") from exc
             raise
         self.commits += 1
+        return result
+
+    def _commit(self, entries: list[NewRecord]) -> list[LedgerRecord]:
+        return self._transaction(lambda conn: self._append_in(conn, entries))
+
+    def _append_in(self, conn: sqlite3.Connection, entries: list[NewRecord]) -> list[LedgerRecord]:
+        head = conn.execute(
+            "SELECT seq, hash, recorded_at FROM consentkit_ledger ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        sealed = seal_batch(entries, head)
+        for entry in entries:
+            if entry.policy_json is not None and entry.policy_digest not in self._known_policies:
+                conn.execute(
+                    "INSERT OR IGNORE INTO consentkit_policies VALUES (?,?,?,?,?)",
+                    (
+                        entry.policy_digest,
+                        entry.policy_revision,
+                        entry.policy_version,
+                        entry.policy_json,
+                        sealed[0].recorded_at,
+                    ),
+                )
+                self._known_policies.add(entry.policy_digest)
+        conn.executemany(_INSERT, [rec.row() for rec in sealed])
+        conn.executemany(
+            "INSERT INTO consentkit_pii_salts VALUES (?,?)", [(r.seq, r.pii_salt) for r in sealed]
+        )
         return sealed
+
+    async def erase(self, subject_id: str) -> LedgerRecord:
+        """Crypto-shred a subject's personal fields and record the erasure (see ``Ledger.erase``)."""
+
+        def work(conn: sqlite3.Connection) -> LedgerRecord:
+            rows = conn.execute(
+                f"SELECT {COLUMNS_SQL}, NULL FROM consentkit_ledger l WHERE l.subject_id = ? ORDER BY l.seq",
+                (subject_id,),
+            ).fetchall()
+            if not rows:
+                raise SubjectNotFound(f"no ledger record belongs to subject {subject_id!r}")
+            seqs = [(r[0],) for r in rows]
+            conn.executemany("DELETE FROM consentkit_pii_salts WHERE seq = ?", seqs)
+            conn.execute(
+                "UPDATE consentkit_ledger SET subject_id = NULL, ip_prefix = NULL, user_agent = NULL, "
+                "evidence = NULL WHERE subject_id = ?",
+                (subject_id,),
+            )
+            return self._append_in(conn, [erasure_record(LedgerRecord.from_row(rows[-1]), len(rows))])[0]
+
+        return await self._call_writer(lambda: self._transaction(work))  # type: ignore[no-any-return]
 
     # -- reading ------------------------------------------------------------------------------
 
