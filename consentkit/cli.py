@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime
@@ -148,6 +149,78 @@ def verify(ledger_url: str) -> None:
         sys.exit(1)
     erased = f", {report.erased} erased" if report.erased else ""
     click.echo(f"ok: {report.records} records verified{erased}; head {report.head_hash}")
+
+
+@main.command()
+@ledger_option
+@click.option("--by", "period", type=click.Choice(["day", "month"]), default="day", show_default=True)
+@click.option("--since", callback=_timestamp, help="Only records at or after this date/time (UTC).")
+@click.option("--until", callback=_timestamp, help="Only records before this date/time (UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def stats(ledger_url: str, period: str, since: str | None, until: str | None, as_json: bool) -> None:
+    """Records, subjects, decisions per action, consent rate per purpose, GPC share."""
+    from .stats import compute
+
+    async def go() -> Any:
+        ledger = open_ledger(ledger_url)
+        try:
+            await ledger.open()
+            return await compute(ledger.records(RecordFilter(since=since, until=until)), period)
+        finally:
+            await ledger.close()
+
+    result = _run(go())
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    total = result.total
+    console.print(
+        f"[bold]{total.records}[/] records, [bold]{result.subjects}[/] subjects, "
+        f"[bold]{total.decisions}[/] decisions, GPC share {total.gpc_share():.1%}"
+    )
+    actions = Table("action", "records", title="Records per action")
+    for action, n in sorted(total.actions.items()):
+        actions.add_row(action, str(n))
+    console.print(actions)
+    purposes = sorted(total.asked)
+    table = Table(
+        period, "decisions", *[f"{p} %" for p in purposes], "GPC %", title=f"Consent rate per {period}"
+    )
+    for key, bucket in sorted(result.periods.items()):
+        rates = bucket.consent_rate()
+        table.add_row(
+            key,
+            str(bucket.decisions),
+            *[f"{rates[p]:.1%}" if p in rates else "–" for p in purposes],
+            f"{bucket.gpc_share():.1%}",
+        )
+    console.print(table)
+
+
+@main.command()
+@ledger_option
+@click.option("--subject", required=True, help="The subject id to erase.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def erase(ledger_url: str, subject: str, yes: bool) -> None:
+    """De-identify a subject (right to erasure); the chain still verifies afterwards."""
+    if not yes:
+        click.confirm(f"Erase the personal fields of every record of subject {subject!r}?", abort=True)
+
+    async def go() -> Any:
+        ledger = open_ledger(ledger_url)
+        try:
+            await ledger.open()
+            return await ledger.erase(subject)
+        finally:
+            await ledger.close()
+
+    record = _run(go())
+    count = (record.evidence or {}).get("erased_records")
+    click.echo(f"erased {count} records of that subject; the erasure is record seq {record.seq}")
 
 
 def _progress(verb: str) -> Callable[[int], None] | None:
