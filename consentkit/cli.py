@@ -16,7 +16,6 @@ from .errors import ConsentkitError
 from .export import FORMATS, write_export
 from .ledger import RecordFilter, open_ledger
 from .ledger.records import ACTIONS
-from .policy import Policy
 
 T = TypeVar("T")
 
@@ -72,6 +71,8 @@ def policy() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def policy_check(file: Path) -> None:
     """Validate a policy file (exit 1 naming the key and the problem)."""
+    from .policy import Policy
+
     try:
         p = Policy.from_toml(file)
     except ConsentkitError as exc:
@@ -116,7 +117,9 @@ def export(
         ledger = open_ledger(ledger_url)
         try:
             await ledger.open()
-            return await write_export(ledger.records(flt), fmt, out, _progress("exported"))
+            return await write_export(
+                ledger.row_pages(flt), fmt, out, flt.row_filter(), _progress("exported")
+            )
         finally:
             await ledger.close()
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Scope
 
+from .canonical import canonical_json
 from .consent import Consent, evaluate
 from .cookie import DEVELOPMENT_KEY, CookieCodec, StoredDecision
 from .csrf import CsrfGuard
@@ -19,7 +20,7 @@ from .errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable
 from .firewall import CookieFirewall, UndeclaredMode
 from .gating import Fallback, Hooks, default_fallback, make_requires
 from .ledger import Ledger, LedgerRecord, NewRecord, open_ledger
-from .policy import PURPOSE_ID_PATTERN, Policy, canonical_json
+from .policy import PURPOSE_ID_PATTERN, Policy
 
 log = logging.getLogger("consentkit")
 

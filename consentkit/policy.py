@@ -8,7 +8,6 @@ at startup rather than asking visitors for something it cannot honour.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -18,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .canonical import canonical_json
 from .errors import PolicyError, UnknownPurposeError
 
 PURPOSE_ID_PATTERN = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -202,11 +202,6 @@ class Policy(BaseModel):
             if rx is not None and rx.match(name):
                 return p.id
         return None
-
-
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys, no insignificant space and unescaped UTF-8: stable for hashing."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _glob_to_regex(pattern: str) -> str:

@@ -23,9 +23,12 @@ class RecordFilter:
     purpose: str | None = None  # records whose decision mentions this purpose
     action: str | None = None
 
-    def matches(self, r: LedgerRecord) -> bool:
-        """Whether a record passes the filters a backend could not apply in its query."""
-        return self.purpose is None or f'"{self.purpose}":' in r.purposes_json
+    def row_filter(self) -> Callable[[Any], bool] | None:
+        """A test for raw rows, for the filters a backend does not apply in its query."""
+        if self.purpose is None:
+            return None
+        needle = f'"{self.purpose}":'
+        return lambda row: needle in row[5]
 
 
 def where_clause(flt: RecordFilter, placeholder: Callable[[int], str]) -> tuple[str, list[Any]]:
@@ -77,10 +80,22 @@ class Ledger(abc.ABC):
         """
 
     @abc.abstractmethod
-    def records(
+    def row_pages(
+        self, flt: RecordFilter | None = None, *, with_salts: bool = False
+    ) -> AsyncIterator[list[Any]]:
+        """Stream raw rows (``EXPORT_FIELDS`` order, then the salt or None) in ``seq`` order, a
+        page at a time, in constant memory. The ``purpose`` filter is not applied here."""
+
+    async def records(
         self, flt: RecordFilter | None = None, *, with_salts: bool = False
     ) -> AsyncIterator[LedgerRecord]:
         """Stream records in ``seq`` order, in constant memory."""
+        flt = flt or RecordFilter()
+        keep = flt.row_filter()
+        async for rows in self.row_pages(flt, with_salts=with_salts):
+            for row in rows:
+                if keep is None or keep(row):
+                    yield LedgerRecord.from_row(row)
 
     @abc.abstractmethod
     async def history(self, subject_id: str) -> list[LedgerRecord]:
@@ -102,7 +117,7 @@ class Ledger(abc.ABC):
     async def verify(self) -> VerifyReport:
         """Check the whole chain; the report names the first bad ``seq``."""
         verifier = ChainVerifier()
-        async for record in self.records(with_salts=True):
-            if not verifier.feed(record):
+        async for rows in self.row_pages(with_salts=True):
+            if not verifier.feed_rows(rows):
                 break
         return verifier.report()

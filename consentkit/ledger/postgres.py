@@ -84,6 +84,7 @@ _INSERT = (
 )
 _SCHEMA_LOCK = 0x636F6E73656E74  # "consent": serializes schema creation across processes
 _RETRY_AFTER = 1.0
+_PAGE = 5000
 T = TypeVar("T")  # seconds to answer "unavailable" at once after a failed connection
 
 
@@ -334,10 +335,10 @@ class PostgresLedger(Ledger):
 
     # -- reading ------------------------------------------------------------------------------
 
-    async def records(
+    async def row_pages(
         self, flt: RecordFilter | None = None, *, with_salts: bool = False
-    ) -> AsyncIterator[LedgerRecord]:
-        """Stream records in ``seq`` order through a server-side cursor (constant memory)."""
+    ) -> AsyncIterator[list[Any]]:
+        """Stream raw rows in ``seq`` order through a server-side cursor (constant memory)."""
         flt = flt or RecordFilter()
         pool = await self._get_pool()
         where, params = where_clause(flt, lambda n: f"${n}")
@@ -346,11 +347,14 @@ class PostgresLedger(Ledger):
         join = " LEFT JOIN consentkit_pii_salts s ON s.seq = l.seq" if with_salts else ""
         sql = f"SELECT {COLUMNS_SQL}{salt_col} FROM consentkit_ledger l{join}{where} ORDER BY l.seq"
         try:
-            async with pool.acquire() as conn, conn.transaction(readonly=True):
-                async for row in conn.cursor(sql, *params, prefetch=5000):
-                    rec = LedgerRecord.from_row(row)
-                    if flt.matches(rec):
-                        yield rec
+            async with pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
+                cursor = await conn.cursor(sql, *params)
+                while True:
+                    rows = await cursor.fetch(_PAGE)
+                    if rows:
+                        yield rows
+                    if len(rows) < _PAGE:
+                        break
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
 

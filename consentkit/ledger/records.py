@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..canonical import canonical_json
 from ..entropy import random_bytes
-from ..policy import canonical_json
 
 GENESIS_HASH = "0" * 64
 RECEIPT_LENGTH = 16
@@ -240,7 +240,6 @@ def pii_digest(salt: bytes, personal_json: str) -> str:
 
 
 def committed_json(
-    *,
     seq: int,
     event_id: str,
     recorded_at: str,
@@ -254,7 +253,10 @@ def committed_json(
     gpc: bool,
     pii_digest: str,
 ) -> str:
-    """Canonical JSON (sorted keys, no spaces) of what a record's hash commits to."""
+    """Canonical JSON (sorted keys, no spaces) of what a record's hash commits to.
+
+    Positional on purpose: ``consentkit verify`` calls it once per record.
+    """
     return (
         f'{{"action":{_enc(action)},"event_id":{_enc(event_id)},'
         f'"gpc":{"true" if gpc else "false"},"locale":{_enc(locale)},'
@@ -273,18 +275,18 @@ def chain_hash(prev_hash: str, committed: str) -> str:
 def seal(entry: NewRecord, *, seq: int, prev_hash: str, recorded_at: str) -> LedgerRecord:
     """Give a new record its place in the chain."""
     committed = committed_json(
-        seq=seq,
-        event_id=entry.event_id,
-        recorded_at=recorded_at,
-        action=entry.action,
-        purposes_json=entry.purposes_json,
-        method=entry.method,
-        policy_revision=entry.policy_revision,
-        policy_version=entry.policy_version,
-        policy_digest=entry.policy_digest,
-        locale=entry.locale,
-        gpc=entry.gpc,
-        pii_digest=entry.pii_digest,
+        seq,
+        entry.event_id,
+        recorded_at,
+        entry.action,
+        entry.purposes_json,
+        entry.method,
+        entry.policy_revision,
+        entry.policy_version,
+        entry.policy_digest,
+        entry.locale,
+        entry.gpc,
+        entry.pii_digest,
     )
     return LedgerRecord(
         seq=seq,

@@ -13,6 +13,7 @@ one-statement-per-hop model would only slow down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -347,10 +348,14 @@ class SQLiteLedger(Ledger):
         conn.execute("PRAGMA query_only=ON")
         return conn
 
-    async def records(
+    async def row_pages(
         self, flt: RecordFilter | None = None, *, with_salts: bool = False
-    ) -> AsyncIterator[LedgerRecord]:
-        """Stream records in ``seq`` order, a page per thread hop, in constant memory."""
+    ) -> AsyncIterator[list[Any]]:
+        """Stream raw rows in ``seq`` order, a page at a time, in constant memory.
+
+        The next page is read in a thread while the caller works on this one (SQLite releases
+        the GIL while it steps), so reading and formatting overlap on two cores.
+        """
         flt = flt or RecordFilter()
         conn = await asyncio.to_thread(self._reader)
         try:
@@ -365,16 +370,24 @@ class SQLiteLedger(Ledger):
             def page(after: int) -> list[Any]:
                 return conn.execute(sql, (after, *params)).fetchall()
 
-            after = 0
-            while True:
-                rows = await asyncio.to_thread(page, after)
-                for row in rows:
-                    rec = LedgerRecord.from_row(row)
-                    if flt.matches(rec):
-                        yield rec
-                if len(rows) < _PAGE:
-                    break
-                after = rows[-1][0]
+            pending = asyncio.ensure_future(asyncio.to_thread(page, 0))
+            try:
+                while True:
+                    rows = await pending
+                    full = len(rows) == _PAGE
+                    if full:
+                        pending = asyncio.ensure_future(asyncio.to_thread(page, rows[-1][0]))
+                    if rows:
+                        yield rows
+                    if not full:
+                        break
+            finally:
+                if not pending.done():
+                    pending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await pending
+        except sqlite3.Error as exc:
+            raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
         finally:
             conn.close()
 

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from typing import Any
 
-from .records import (
-    ACTIONS,
-    GENESIS_HASH,
-    METHODS,
-    LedgerRecord,
-    chain_hash,
-    committed_json,
-    pii_digest,
-    pii_json,
-)
+from .records import ACTIONS, GENESIS_HASH, METHODS, LedgerRecord, committed_json, pii_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +35,70 @@ class ChainVerifier:
 
     def feed(self, r: LedgerRecord) -> bool:
         """Check one record; ``False`` once a problem has been found."""
-        problem = self._check(r)
-        if problem is not None:
-            self.bad_seq, self.problem = r.seq, problem
-            return False
-        self.count += 1
-        self.head = r.hash
-        self._expected_seq = r.seq + 1
-        self._last_time = r.recorded_at
+        return self.feed_rows([(*r.row(), r.pii_salt)])
+
+    def feed_rows(self, rows: list[Any]) -> bool:
+        """Check raw rows (storage order, salt last) in ``seq`` order; ``False`` at a problem.
+
+        This is the hot loop of ``consentkit verify``: it works on the rows as the database
+        returns them and builds each canonical form with one f-string.
+        """
+        sha = hashlib.sha256
+        expected_seq = self._expected_seq
+        head = self.head
+        last_time = self._last_time
+        for row in rows:
+            (seq, event_id, recorded_at, subject, action, purposes, method, revision, version,
+             digest, locale, ip, ua, gpc, evidence, pii, prev, hsh, salt) = row  # fmt: skip
+            problem = None
+            if seq != expected_seq:
+                if seq > expected_seq:
+                    problem = f"records {expected_seq}..{seq - 1} are missing"
+                else:
+                    problem = f"seq out of order: expected {expected_seq}"
+            elif prev != head:
+                problem = (
+                    "prev_hash does not match the previous record's hash (a record was removed or altered)"
+                )
+            elif recorded_at < last_time:
+                problem = f"recorded_at {recorded_at} is earlier than the previous record's {last_time}"
+            elif action not in ACTIONS:
+                problem = f"unknown action {action!r}"
+            elif method not in METHODS:
+                problem = f"unknown method {method!r}"
+            elif salt is None:
+                if subject is not None or ip is not None or ua is not None or evidence is not None:
+                    problem = "personal fields present but their salt is missing"
+                else:
+                    self.erased += 1
+            elif sha(bytes(salt) + pii_json(subject, ip, ua, evidence).encode()).hexdigest() != pii:
+                problem = "personal fields (subject, address, user agent or evidence) were altered"
+            if problem is None:
+                committed = committed_json(
+                    seq,
+                    event_id,
+                    recorded_at,
+                    action,
+                    purposes,
+                    method,
+                    revision,
+                    version,
+                    digest,
+                    locale,
+                    gpc,
+                    pii,
+                )
+                if sha((prev + committed).encode()).hexdigest() != hsh:
+                    problem = "hash does not match the record's contents (the record was altered)"
+            if problem is not None:
+                self.bad_seq, self.problem = seq, problem
+                self._expected_seq, self.head, self._last_time = expected_seq, head, last_time
+                return False
+            self.count += 1
+            head = hsh
+            expected_seq = seq + 1
+            last_time = recorded_at
+        self._expected_seq, self.head, self._last_time = expected_seq, head, last_time
         return True
 
     def report(self) -> VerifyReport:
@@ -62,44 +111,3 @@ class ChainVerifier:
             problem=self.problem,
             erased=self.erased,
         )
-
-    def _check(self, r: LedgerRecord) -> str | None:
-        if r.seq != self._expected_seq:
-            if r.seq > self._expected_seq:
-                return f"records {self._expected_seq}..{r.seq - 1} are missing"
-            return f"seq out of order: expected {self._expected_seq}"
-        if r.prev_hash != self.head:
-            return "prev_hash does not match the previous record's hash (a record was removed or altered)"
-        if r.recorded_at < self._last_time:
-            return f"recorded_at {r.recorded_at} is earlier than the previous record's {self._last_time}"
-        if r.action not in ACTIONS:
-            return f"unknown action {r.action!r}"
-        if r.method not in METHODS:
-            return f"unknown method {r.method!r}"
-        personal = (r.subject_id, r.ip_prefix, r.user_agent, r.evidence_json)
-        if r.pii_salt is None:
-            if any(v is not None for v in personal):
-                return "personal fields present but their salt is missing"
-            self.erased += 1
-        elif pii_digest(r.pii_salt, pii_json(*personal)) != r.pii_digest:
-            return "personal fields (subject, address, user agent or evidence) were altered"
-        expected = chain_hash(
-            r.prev_hash,
-            committed_json(
-                seq=r.seq,
-                event_id=r.event_id,
-                recorded_at=r.recorded_at,
-                action=r.action,
-                purposes_json=r.purposes_json,
-                method=r.method,
-                policy_revision=r.policy_revision,
-                policy_version=r.policy_version,
-                policy_digest=r.policy_digest,
-                locale=r.locale,
-                gpc=r.gpc,
-                pii_digest=r.pii_digest,
-            ),
-        )
-        if expected != r.hash:
-            return "hash does not match the record's contents (the record was altered)"
-        return None
