@@ -29,25 +29,29 @@ class CsrfGuard:
         return self._signer.sign(subject_id or "-").decode("ascii")
 
     def token_ok(self, token: str | None, subject_id: str | None) -> bool:
-        """Whether a submitted token is ours, fresh, and issued to this visitor (or to nobody)."""
+        """Whether a submitted token is ours, fresh, and issued to this visitor.
+
+        A token issued to nobody (``-``) is good only for a visitor who has no subject yet:
+        anybody can fetch one, so it must not speak for a visitor we already know.
+        """
         if not token:
             return False
         try:
             value = self._signer.unsign(token, max_age=TOKEN_MAX_AGE).decode("ascii")
         except (BadSignature, UnicodeDecodeError, ValueError):
             return False
-        return value == "-" or value == subject_id
+        return value == (subject_id or "-")
 
     def origin_problem(self, fetch_site: str | None, origin: str | None, host: str | None) -> str | None:
         """Why the request's browser headers say it is cross-site, or ``None``."""
-        if fetch_site is not None and fetch_site != "same-origin":
+        trusted = origin is not None and _netloc(origin) in self._trusted
+        if fetch_site is not None and fetch_site != "same-origin" and not trusted:
             return f"cross-site request refused (Sec-Fetch-Site: {fetch_site})"
         if origin is not None:
             if origin == "null":
                 return "request from an opaque origin refused (Origin: null)"
             own = _netloc(host) if host else None
-            theirs = _netloc(origin)
-            if theirs != own and theirs not in self._trusted:
+            if _netloc(origin) != own and not trusted:
                 return f"cross-site request refused (Origin {origin} is not this site)"
         return None
 

@@ -30,7 +30,6 @@ log = logging.getLogger("consentkit")
 
 Handler = Callable[[Request], Awaitable[Response]]
 NO_STORE = {"Cache-Control": "no-store"}
-PRIVATE = {"Cache-Control": "private, no-store", "Vary": "Cookie"}
 HISTORY_FIELDS = (
     "seq",
     "recorded_at",
@@ -53,6 +52,11 @@ class Endpoints:
 
     def __init__(self, kit: ConsentKit) -> None:
         self.kit = kit
+        # What a visitor's own state depends on: the cookie, and the GPC signal if honoured.
+        self.private = {
+            "Cache-Control": "private, no-store",
+            "Vary": "Cookie, Sec-GPC" if kit.policy.gpc_ids else "Cookie",
+        }
         self.routes: dict[str, dict[str, Handler]] = {
             "": {"GET": self.state, "POST": self.decide},
             "/history": {"GET": self.history},
@@ -93,9 +97,12 @@ class Endpoints:
     # -- GET /consent ---------------------------------------------------------------------------
 
     async def state(self, request: Request) -> Response:
-        """The visitor's state as JSON."""
+        """The visitor's state as JSON (and the cookie re-signed if an older key signed it)."""
         consent = self.kit.consent_for_scope(request.scope)
-        return JSONResponse(self.state_body(consent, request), headers=PRIVATE)
+        response = JSONResponse(self.state_body(consent, request), headers=self.private)
+        if consent.stored is not None and consent.stored.old_key:
+            response.raw_headers.append(self.kit.cookie_header(consent.stored, secure=self.kit.cookie_secure))
+        return response
 
     def state_body(self, consent: Consent, request: Request) -> dict[str, Any]:
         """What ``GET /consent`` and JSON decisions answer."""
@@ -222,11 +229,11 @@ class Endpoints:
                 out.getvalue(),
                 media_type="text/csv; charset=utf-8",
                 headers={
-                    **PRIVATE,
+                    **self.private,
                     "Content-Disposition": 'attachment; filename="consent-history.csv"',
                 },
             )
-        return JSONResponse({"subject_id": subject, "records": rows}, headers=PRIVATE)
+        return JSONResponse({"subject_id": subject, "records": rows}, headers=self.private)
 
 
 def _history_row(r: LedgerRecord) -> dict[str, Any]:

@@ -97,20 +97,29 @@ class CookieFirewall:
 
 
 def _is_deletion(set_cookie: str) -> bool:
-    """Whether a ``Set-Cookie`` value removes its cookie (deleting is always allowed)."""
+    """Whether a ``Set-Cookie`` value removes its cookie (deleting is always allowed).
+
+    RFC 6265 §5.3: the last ``Max-Age`` wins over any ``Expires``, whatever their order.
+    """
+    max_age: str | None = None
+    expires: str | None = None
     for attr in set_cookie.split(";")[1:]:
         key, _, value = attr.strip().partition("=")
-        key = key.lower()
+        key = key.strip().lower()
         if key == "max-age":
-            try:
-                return int(value) <= 0
-            except ValueError:
-                return False
-        if key == "expires":
-            try:
-                return parsedate_to_datetime(value).timestamp() < time.time()
-            except (TypeError, ValueError):
-                return False
+            max_age = value.strip()
+        elif key == "expires":
+            expires = value.strip()
+    if max_age is not None:
+        try:
+            return int(max_age) <= 0
+        except ValueError:
+            return False
+    if expires is not None:
+        try:
+            return parsedate_to_datetime(expires).timestamp() < time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return False
     return False
 
 

@@ -90,7 +90,8 @@ class ConsentMiddleware:
         def send_wrapper(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 for key, _ in message["headers"]:
-                    if key == b"set-cookie" or key == b"Set-Cookie":
+                    # ASGI says lower case, but some apps send "Set-Cookie" or worse.
+                    if len(key) == 10 and key.lower() == b"set-cookie":
                         return self._enforce(state, message, send, True)
                 if "consent" in state:
                     return self._enforce(state, message, send, False)
