@@ -6,7 +6,6 @@ import re
 import shutil
 
 import httpx
-
 from conftest import EXAMPLE_POLICY, ROOT
 
 
@@ -51,7 +50,9 @@ async def test_fastapi_quickstart(tmp_path, monkeypatch):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://testserver") as c:
         assert (await c.get("/")).json() == {"analytics": False}
         assert (await c.get("/ad")).status_code == 403
-        await c.post("/consent", json={"action": "save", "granted": ["ads"]}, headers={"origin": "https://testserver"})
+        await c.post(
+            "/consent", json={"action": "save", "granted": ["ads"]}, headers={"origin": "https://testserver"}
+        )
         assert (await c.get("/ad")).json() == {"ad": "…"}
         assert (await c.get("/")).json() == {"analytics": False}
     await starlette_ns["kit"].aclose()
