@@ -114,7 +114,7 @@ def export(
     flt = RecordFilter(since=since, until=until, subject_id=subject, purpose=purpose, action=action)
 
     async def go(out: TextIO) -> int:
-        ledger = open_ledger(ledger_url)
+        ledger = open_ledger(ledger_url, create=False)
         try:
             await ledger.open()
             return await write_export(
@@ -138,7 +138,7 @@ def verify(ledger_url: str) -> None:
     """Check the chain: sequence, links, hashes and ordering (exit 1 at the first bad seq)."""
 
     async def go() -> Any:
-        ledger = open_ledger(ledger_url)
+        ledger = open_ledger(ledger_url, create=False)
         try:
             await ledger.open()
             return await ledger.verify()
@@ -165,7 +165,7 @@ def stats(ledger_url: str, period: str, since: str | None, until: str | None, as
     from .stats import compute
 
     async def go() -> Any:
-        ledger = open_ledger(ledger_url)
+        ledger = open_ledger(ledger_url, create=False)
         try:
             await ledger.open()
             return await compute(ledger.records(RecordFilter(since=since, until=until)), period)
@@ -214,7 +214,7 @@ def erase(ledger_url: str, subject: str, yes: bool) -> None:
         click.confirm(f"Erase the personal fields of every record of subject {subject!r}?", abort=True)
 
     async def go() -> Any:
-        ledger = open_ledger(ledger_url)
+        ledger = open_ledger(ledger_url, create=False)
         try:
             await ledger.open()
             return await ledger.erase(subject)

@@ -58,5 +58,9 @@ class LedgerCorrupt(LedgerError):
     """The ledger's storage is not a consentkit ledger, or is of an unknown schema version."""
 
 
+class LedgerNotFound(LedgerError):
+    """A command that reads an existing ledger was pointed where there is none (a typo?)."""
+
+
 class SubjectNotFound(LedgerError):
     """No record in the ledger belongs to the subject that was named."""

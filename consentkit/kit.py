@@ -69,7 +69,7 @@ class ConsentKit:
             )
         if not _COOKIE_NAME.match(cookie_name):
             raise ConfigurationError(f"cookie_name {cookie_name!r} is not a valid cookie name")
-        if cookie_name in self.policy._cookie_purposes:
+        if self.policy.cookie_purpose(cookie_name) is not None:
             raise ConfigurationError(
                 f"cookie_name {cookie_name!r} is also declared by a purpose of the policy"
             )

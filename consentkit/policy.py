@@ -15,7 +15,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from .canonical import canonical_json
 from .errors import PolicyError, UnknownPurposeError
@@ -44,13 +53,21 @@ class Purpose(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str
-    essential: bool = False
-    title: dict[str, str]
-    description: dict[str, str]
-    cookies: tuple[str, ...] = ()
-    consent_mode: tuple[str, ...] = ()
-    opt_out_signals: tuple[str, ...] = ()
+    id: StrictStr
+    essential: StrictBool = False
+    title: dict[StrictStr, StrictStr]
+    description: dict[StrictStr, StrictStr]
+    cookies: tuple[StrictStr, ...] = ()
+    consent_mode: tuple[StrictStr, ...] = ()
+    opt_out_signals: tuple[StrictStr, ...] = ()
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise PolicyError(
+                "<python>", _pydantic_problems(exc, {"purposes": [data]}, prefix="purpose")
+            ) from None
 
     def text(self, field: str, locale: str, default_locale: str) -> str:
         """The purpose's ``title`` or ``description`` in ``locale``, else the default locale."""
@@ -71,14 +88,20 @@ class Policy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    controller: str = Field(min_length=1)
-    contact: str = Field(min_length=1)
-    privacy_url: str = Field(min_length=1)
-    revision: int = Field(ge=1)
-    version: str = Field(min_length=1)
-    consent_lifetime_days: int = 180
-    default_locale: str = "en"
+    controller: StrictStr = Field(min_length=1)
+    contact: StrictStr = Field(min_length=1)
+    privacy_url: StrictStr = Field(min_length=1)
+    revision: StrictInt = Field(ge=1)
+    version: StrictStr = Field(min_length=1)
+    consent_lifetime_days: StrictInt = 180
+    default_locale: StrictStr = "en"
     purposes: tuple[Purpose, ...]
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise PolicyError("<python>", _pydantic_problems(exc, data)) from None
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
@@ -121,12 +144,13 @@ class Policy(BaseModel):
         if "purposes" in fields:
             raise PolicyError(source, [("policy.purposes", "purposes go in [[purposes]] tables")])
         fields["purposes"] = data.get("purposes", [])
+        purposes = fields["purposes"]
+        if not isinstance(purposes, list) or not all(isinstance(p, Mapping) for p in purposes):
+            raise PolicyError(source, [("purposes", "must be [[purposes]] tables")])
         try:
-            return cls.model_validate(fields)
+            return cls(**{**fields, "purposes": [_purpose(i, p) for i, p in enumerate(purposes)]})
         except PolicyError as exc:
             raise PolicyError(source, exc.problems) from None
-        except ValidationError as exc:
-            raise PolicyError(source, _pydantic_problems(exc, fields)) from None
 
     # -- derived facts ------------------------------------------------------------------------
 
@@ -272,16 +296,59 @@ def _semantic_problems(policy: Policy) -> list[tuple[str, str]]:
         for c in p.cookies:
             if not COOKIE_PATTERN.match(c):
                 problems.append((f"{key}.cookies", f"{c!r} is not a cookie name (or a * glob of one)"))
-            elif c in cookie_owner and cookie_owner[c] != p.id:
-                problems.append((f"{key}.cookies", f"cookie {c!r} is declared by {cookie_owner[c]!r} too"))
+                continue
+            other = _overlapping_owner(c, p.id, cookie_owner)
+            if other is not None:
+                problems.append(
+                    (
+                        f"{key}.cookies",
+                        f"cookie {c!r} is also declared by {other!r}: a name belongs to one purpose only",
+                    )
+                )
             cookie_owner.setdefault(c, p.id)
     return problems
 
 
-def _pydantic_problems(exc: ValidationError, fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _overlapping_owner(pattern: str, owner: str, declared: dict[str, str]) -> str | None:
+    """Another purpose whose declared name or glob can match the same cookie as ``pattern``.
+
+    Two globs overlap when some name matches both; we test the names each glob most plainly
+    stands for (its ``*`` as nothing, or as a letter), which catches every overlap a policy
+    writer is likely to make (``_ga*`` and ``_gat*``, ``_ga_*`` and ``_ga_ads``).
+    """
+    mine = re.compile(_glob_to_regex(pattern) + r"\Z")
+    samples = {pattern.replace("*", ""), pattern.replace("*", "x")}
+    for other, other_owner in declared.items():
+        if other_owner == owner:
+            continue
+        theirs = re.compile(_glob_to_regex(other) + r"\Z")
+        other_samples = {other.replace("*", ""), other.replace("*", "x")}
+        if any(theirs.match(s) for s in samples) or any(mine.match(s) for s in other_samples):
+            return other_owner
+    return None
+
+
+def _purpose(index: int, data: Mapping[str, Any]) -> Purpose:
+    try:
+        return Purpose(**data)
+    except PolicyError as exc:
+        # Name the purpose as the file does: purposes[1] (id='ads').key
+        label = f"purposes[{index}]" + (f" (id={data['id']!r})" if isinstance(data.get("id"), str) else "")
+        raise PolicyError(
+            exc.source, [(label + k.removeprefix("purpose"), m) for k, m in exc.problems]
+        ) from None
+
+
+def _pydantic_problems(
+    exc: ValidationError, fields: Mapping[str, Any], prefix: str | None = None
+) -> list[tuple[str, str]]:
     problems = []
     for err in exc.errors():
         loc = list(err["loc"])
+        if prefix is not None:
+            key = prefix + "".join(f".{part}" if isinstance(part, str) else f"[{part}]" for part in loc)
+            problems.append((key, _message(err)))
+            continue
         if loc and loc[0] == "purposes":
             key = "purposes"
             rest = loc[1:]
@@ -296,10 +363,13 @@ def _pydantic_problems(exc: ValidationError, fields: Mapping[str, Any]) -> list[
             key += "".join(f".{part}" if isinstance(part, str) else f"[{part}]" for part in rest)
         else:
             key = "policy." + ".".join(str(part) for part in loc) if loc else "policy"
-        message = err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling)"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        problems.append((key, message))
+        problems.append((key, _message(err)))
     return problems
+
+
+def _message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key (check the spelling)"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return str(err["msg"])

@@ -10,10 +10,12 @@ from .verify import VerifyReport
 __all__ = ["Ledger", "LedgerRecord", "NewRecord", "RecordFilter", "VerifyReport", "open_ledger"]
 
 
-def open_ledger(url: str | Ledger) -> Ledger:
+def open_ledger(url: str | Ledger, *, create: bool = True) -> Ledger:
     """The ledger a URL names: ``sqlite:///path.db`` or ``postgresql://user@host/db``.
 
-    Nothing is connected yet; that happens on first use (or ``await ledger.open()``).
+    Nothing is connected yet; that happens on first use (or ``await ledger.open()``). With
+    ``create=False`` (the auditor's commands) a ledger that does not exist yet is an error
+    (LedgerNotFound) instead of being created empty.
     """
     if isinstance(url, Ledger):
         return url
@@ -23,7 +25,7 @@ def open_ledger(url: str | Ledger) -> Ledger:
     if scheme == "sqlite":
         from .sqlite import SQLiteLedger
 
-        return SQLiteLedger.from_url(url)
+        return SQLiteLedger.from_url(url, create=create)
     if scheme in ("postgresql", "postgres"):
         try:
             from .postgres import PostgresLedger
@@ -31,7 +33,7 @@ def open_ledger(url: str | Ledger) -> Ledger:
             raise ConfigurationError(
                 "a PostgreSQL ledger needs the postgres extra: pip install 'consentkit[postgres]'"
             ) from exc
-        return PostgresLedger(url)
+        return PostgresLedger(url, create=create)
     raise ConfigurationError(
         f"unknown ledger URL {url!r}: use sqlite:///path/to/ledger.db or postgresql://user@host/db"
     )

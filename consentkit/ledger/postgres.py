@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from ..errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable, SubjectNotFound
+from ..errors import ConfigurationError, LedgerCorrupt, LedgerNotFound, LedgerUnavailable, SubjectNotFound
 from .base import COLUMNS_SQL, SCHEMA_VERSION, Ledger, RecordFilter, where_clause
 from .records import LedgerRecord, NewRecord, erasure_record, seal_batch, utc_timestamp
 
@@ -91,7 +91,8 @@ T = TypeVar("T")  # seconds to answer "unavailable" at once after a failed conne
 class PostgresLedger(Ledger):
     """A consent ledger in PostgreSQL. ``?schema=NAME`` in the URL keeps it in its own schema."""
 
-    def __init__(self, url: str, *, max_batch: int = 1000, pool_size: int = 4) -> None:
+    def __init__(self, url: str, *, create: bool = True, max_batch: int = 1000, pool_size: int = 4) -> None:
+        self.create = create
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         self.schema = query.pop("schema", None)
@@ -137,7 +138,7 @@ class PostgresLedger(Ledger):
                     init=None,
                 )
                 await self._prepare_schema(pool)
-            except LedgerCorrupt:
+            except (LedgerCorrupt, LedgerNotFound):
                 raise
             except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 self._failed_at = time.monotonic()
@@ -148,6 +149,10 @@ class PostgresLedger(Ledger):
     async def _prepare_schema(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+            if not self.create:
+                exists = await conn.fetchval("SELECT to_regclass('consentkit_meta') IS NOT NULL")
+                if not exists:
+                    raise LedgerNotFound(f"there is no consentkit ledger at {self._safe_url()}")
             if self.schema:
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await conn.execute(
@@ -189,7 +194,8 @@ class PostgresLedger(Ledger):
     def _safe_url(self) -> str:
         parts = urlsplit(self.url)
         host = parts.hostname or ""
-        return f"postgresql://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+        schema = f"?schema={self.schema}" if self.schema else ""
+        return f"postgresql://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}{schema}"
 
     async def open(self) -> None:
         """Connect and create or migrate the schema now."""

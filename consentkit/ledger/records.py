@@ -261,9 +261,9 @@ def committed_json(
         f'{{"action":{_enc(action)},"event_id":{_enc(event_id)},'
         f'"gpc":{"true" if gpc else "false"},"locale":{_enc(locale)},'
         f'"method":{_enc(method)},"pii_digest":{_enc(pii_digest)},'
-        f'"policy_digest":{_enc(policy_digest)},"policy_revision":{int(policy_revision)},'
+        f'"policy_digest":{_enc(policy_digest)},"policy_revision":{policy_revision},'
         f'"policy_version":{_enc(policy_version)},"purposes":{purposes_json},'
-        f'"recorded_at":{_enc(recorded_at)},"seq":{int(seq)}}}'
+        f'"recorded_at":{_enc(recorded_at)},"seq":{seq}}}'
     )
 
 

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable, SubjectNotFound
+from ..errors import ConfigurationError, LedgerCorrupt, LedgerNotFound, LedgerUnavailable, SubjectNotFound
 from .base import COLUMNS_SQL, SCHEMA_VERSION, Ledger, RecordFilter, where_clause
 from .records import LedgerRecord, NewRecord, erasure_record, seal_batch, utc_timestamp
 
@@ -91,8 +91,11 @@ def path_from_url(url: str) -> Path:
 class SQLiteLedger(Ledger):
     """A consent ledger in one SQLite file."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0, max_batch: int = 1000) -> None:
+    def __init__(
+        self, path: str | Path, *, create: bool = True, busy_timeout: float = 10.0, max_batch: int = 1000
+    ) -> None:
         self.path = Path(path)
+        self.create = create
         self.url = f"sqlite:///{self.path}"
         self._busy_timeout = busy_timeout
         self._max_batch = max_batch
@@ -105,13 +108,15 @@ class SQLiteLedger(Ledger):
         self.commits = 0  # transactions committed by this process (for benchmarks)
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteLedger:
-        """Open the ledger a ``sqlite:///`` URL names."""
-        return cls(path_from_url(url))
+    def from_url(cls, url: str, *, create: bool = True) -> SQLiteLedger:
+        """Open the ledger a ``sqlite:///`` URL names (``create=False``: it must exist)."""
+        return cls(path_from_url(url), create=create)
 
     # -- connections ----------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        if not self.create and not self.path.is_file():
+            raise LedgerNotFound(f"there is no ledger at {self.path} (no such file)")
         try:
             conn = sqlite3.connect(
                 self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
@@ -138,6 +143,8 @@ class SQLiteLedger(Ledger):
                     f"{self.path} is an SQLite database but not a consentkit ledger "
                     f"(it has tables {', '.join(sorted(tables)[:5])}); point the ledger URL elsewhere"
                 )
+            if not self.create and not tables:
+                raise LedgerNotFound(f"{self.path} is an empty SQLite file, not a consentkit ledger")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # executescript() would COMMIT first; run the statements inside our transaction.
@@ -255,7 +262,7 @@ class SQLiteLedger(Ledger):
             outcomes: list[tuple[Any, Any, BaseException | None]] = [
                 (fut, rec, None) for (_, _, fut), rec in zip(records, sealed, strict=True)
             ]
-        except LedgerCorrupt as exc:
+        except (LedgerCorrupt, LedgerNotFound) as exc:
             outcomes = [(fut, None, exc) for _, _, fut in records]
         except LedgerUnavailable as exc:
             outcomes = [(fut, None, exc) for _, _, fut in records]

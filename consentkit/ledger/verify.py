@@ -51,7 +51,28 @@ class ChainVerifier:
             (seq, event_id, recorded_at, subject, action, purposes, method, revision, version,
              digest, locale, ip, ua, gpc, evidence, pii, prev, hsh, salt) = row  # fmt: skip
             problem = None
-            if seq != expected_seq:
+            if type(seq) is not int or type(revision) is not int:
+                problem = "seq and policy_revision must be whole numbers"
+            elif not all(
+                type(f) is str
+                for f in (
+                    event_id,
+                    recorded_at,
+                    action,
+                    purposes,
+                    method,
+                    version,
+                    digest,
+                    locale,
+                    pii,
+                    prev,
+                    hsh,
+                )
+            ):
+                problem = "a column that must hold text holds something else"
+            elif salt is not None and not isinstance(salt, bytes | bytearray | memoryview):
+                problem = "the salt is not bytes"
+            elif seq != expected_seq:
                 if seq > expected_seq:
                     problem = f"records {expected_seq}..{seq - 1} are missing"
                 else:
