@@ -42,10 +42,17 @@ def ledger_url(ledger_path: Path) -> str:
 PG_DSN = os.environ.get("CONSENTKIT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code, even inside a running event loop."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _pg_available() -> str | None:
     """Why PostgreSQL cannot be used, or None when it answers."""
-    import asyncio
-
     try:
         import asyncpg
     except ImportError:
@@ -56,7 +63,7 @@ def _pg_available() -> str | None:
         await conn.close()
 
     try:
-        asyncio.run(probe())
+        run_sync(probe())
     except Exception as exc:
         return f"PostgreSQL at {PG_DSN} does not answer: {exc}"
     return None
@@ -76,8 +83,6 @@ def pg_dsn() -> str:
 @pytest.fixture
 def pg_url(pg_dsn: str) -> Iterator[str]:
     """A ledger URL in a fresh PostgreSQL schema, dropped afterwards."""
-    import asyncio
-
     import asyncpg
 
     schema = f"ck_test_{uuid.uuid4().hex[:12]}"
@@ -90,7 +95,7 @@ def pg_url(pg_dsn: str) -> Iterator[str]:
         finally:
             await conn.close()
 
-    asyncio.run(drop())
+    run_sync(drop())
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
