@@ -8,6 +8,10 @@ server's or the network's.
 
     python benchmarks/ledger.py [--clients 200] [--seconds 10] [--ledger sqlite:///path.db]
     python benchmarks/ledger.py --direct     # kit.ledger.append() alone, without HTTP
+    python benchmarks/ledger.py --processes 4 --ledger 'postgresql://postgres@127.0.0.1/test?schema=bench'
+
+With ``--processes N`` the clients are shared out over N app processes (each its own kit and
+event loop, as ``uvicorn --workers N`` would run them) appending to the same ledger.
 """
 
 from __future__ import annotations
@@ -15,16 +19,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 
-from consentkit import ConsentKit, Policy
+from consentkit import ConsentKit, Policy, open_ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "benchmark-secret-key-0123456789abcdef"
@@ -81,10 +87,9 @@ async def post(app: Any, body: bytes) -> int:
     return status
 
 
-async def run(args: argparse.Namespace) -> None:
+async def measure(args: argparse.Namespace, url: str, clients: int, start_at: float) -> dict[str, Any]:
+    """One app process: its clients post for ``args.seconds`` from ``start_at`` (wall clock)."""
     policy = Policy.from_toml(ROOT / "examples" / "consent.toml")
-    tmp = tempfile.mkdtemp()
-    url = args.ledger or f"sqlite:///{tmp}/bench-ledger.db"
     kit = ConsentKit(policy=policy, secret_keys=[SECRET], ledger=url)
     app = Starlette(middleware=[kit.middleware])
     await kit.startup()
@@ -119,32 +124,68 @@ async def run(args: argparse.Namespace) -> None:
                 errors += 1
             n += 1
 
-    # Warm up (creates the file and schema, fills caches), then measure.
+    # Warm up (creates the schema, fills caches), then measure in step with the other processes.
     deadline = time.perf_counter() + 1.0
-    await asyncio.gather(*(client(i) for i in range(args.clients)))
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    await asyncio.sleep(max(0.0, start_at - time.time()))
     latencies.clear()
+    errors = 0
     commits_before = getattr(kit.ledger, "commits", 0)
     started = time.perf_counter()
     deadline = started + args.seconds
-    await asyncio.gather(*(client(i) for i in range(args.clients)))
+    await asyncio.gather(*(client(i) for i in range(clients)))
     elapsed = time.perf_counter() - started
     commits = getattr(kit.ledger, "commits", 0) - commits_before
-    report = await kit.ledger.verify()
     await kit.aclose()
+    return {"latencies": latencies, "errors": errors, "elapsed": elapsed, "commits": commits}
 
+
+def run_process(args: argparse.Namespace, url: str, clients: int, start_at: float) -> dict[str, Any]:
+    return asyncio.run(measure(args, url, clients, start_at))
+
+
+def run(args: argparse.Namespace) -> None:
+    tmp = tempfile.mkdtemp()
+    url = args.ledger or f"sqlite:///{tmp}/bench-ledger.db"
+    start_at = time.time() + 3.0 + args.processes
+    if args.processes == 1:
+        results = [run_process(args, url, args.clients, start_at)]
+    else:
+        shares = [
+            args.clients // args.processes + (i < args.clients % args.processes)
+            for i in range(args.processes)
+        ]
+        with ProcessPoolExecutor(args.processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(run_process, args, url, share, start_at) for share in shares]
+            results = [f.result() for f in futures]
+    latencies = sorted(x for r in results for x in r["latencies"])
+    errors = sum(r["errors"] for r in results)
+    elapsed = max(r["elapsed"] for r in results)
+    commits = sum(r["commits"] for r in results)
+
+    async def verify() -> Any:
+        ledger = open_ledger(url, create=False)
+        try:
+            return await ledger.verify()
+        finally:
+            await ledger.close()
+
+    report = asyncio.run(verify())
     n = len(latencies)
     qs = statistics.quantiles(latencies, n=100)
+    mode = "ledger.append only" if args.direct else "POST /consent through the middleware"
+    print(f"ledger {url.split('?')[0]}  ({mode})")
     print(
-        f"ledger {url.split('?')[0]}  ({'ledger.append only' if args.direct else 'POST /consent through the middleware'})"
+        f"{args.clients} concurrent clients over {args.processes} process(es), {args.seconds:.0f} s, "
+        f"CPU count {os.cpu_count()}"
     )
-    print(f"{args.clients} concurrent clients, {args.seconds:.0f} s, CPU count {os.cpu_count()}")
     print(f"durable decisions: {n}  ({n / elapsed:,.0f}/s), errors {errors}")
     print(
-        f"ack latency: p50 {qs[49] * 1000:.1f} ms, p99 {qs[98] * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+        f"ack latency: p50 {qs[49] * 1000:.1f} ms, p99 {qs[98] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms"
     )
     if commits:
         print(
-            f"commits (one WAL fsync each): {commits}, {n / commits:.1f} decisions per commit, "
+            f"commits (one WAL flush each): {commits}, {n / commits:.1f} decisions per commit, "
             f"{commits / n:.4f} fsyncs per decision"
         )
     print(f"chain verifies: {report.ok} ({report.records} records)")
@@ -156,7 +197,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--ledger", help="ledger URL (default: a new SQLite file in a temp dir)")
     parser.add_argument("--direct", action="store_true", help="append to the ledger without HTTP")
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--processes", type=int, default=1, help="app processes sharing the clients")
+    run(parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from consentkit import Policy, open_ledger
 from consentkit.ledger.records import GENESIS_HASH, NewRecord, seal
-from consentkit.ledger.sqlite import SQLiteLedger, _INSERT
+from consentkit.ledger.sqlite import _INSERT, SQLiteLedger
 
 ROOT = Path(__file__).resolve().parent.parent
 USER_AGENTS = [
@@ -109,7 +109,9 @@ async def main() -> None:
             first_time = first_time or batch[0].recorded_at
             conn.execute("BEGIN")
             conn.executemany(_INSERT, [r.row() for r in batch])
-            conn.executemany("INSERT INTO consentkit_pii_salts VALUES (?,?)", [(r.seq, r.pii_salt) for r in batch])
+            conn.executemany(
+                "INSERT INTO consentkit_pii_salts VALUES (?,?)", [(r.seq, r.pii_salt) for r in batch]
+            )
             conn.execute("COMMIT")
             written += len(batch)
         conn.execute(
@@ -130,10 +132,14 @@ async def main() -> None:
                 first_time = first_time or batch[0].recorded_at
                 async with conn.transaction():
                     await conn.copy_records_to_table(
-                        "consentkit_ledger", records=[r.row() for r in batch], schema_name=ledger.schema  # type: ignore[attr-defined]
+                        "consentkit_ledger",
+                        records=[r.row() for r in batch],
+                        schema_name=ledger.schema,  # type: ignore[attr-defined]
                     )
                     await conn.copy_records_to_table(
-                        "consentkit_pii_salts", records=[(r.seq, r.pii_salt) for r in batch], schema_name=ledger.schema  # type: ignore[attr-defined]
+                        "consentkit_pii_salts",
+                        records=[(r.seq, r.pii_salt) for r in batch],
+                        schema_name=ledger.schema,  # type: ignore[attr-defined]
                     )
                 written += len(batch)
                 last = batch[-1]
@@ -141,11 +147,17 @@ async def main() -> None:
                 await conn.execute(
                     "INSERT INTO consentkit_head VALUES (1, $1, $2, $3) "
                     "ON CONFLICT (id) DO UPDATE SET seq = $1, hash = $2, recorded_at = $3",
-                    last.seq, last.hash, last.recorded_at,
+                    last.seq,
+                    last.hash,
+                    last.recorded_at,
                 )
             await conn.execute(
                 "INSERT INTO consentkit_policies VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING",
-                policy.digest, policy.revision, policy.version, policy.canonical_json, first_time,
+                policy.digest,
+                policy.revision,
+                policy.version,
+                policy.canonical_json,
+                first_time,
             )
         await ledger.close()
     elapsed = time.perf_counter() - started

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from functools import lru_cache
 
 from itsdangerous import BadSignature, TimestampSigner
 
@@ -56,6 +57,7 @@ class CsrfGuard:
         return None
 
 
+@lru_cache(maxsize=1024)
 def _netloc(origin: str) -> str:
     """``scheme://host[:port]`` to ``host[:port]``, without the default ports.
 
