@@ -213,7 +213,7 @@ def main() -> None:
     per_round: dict[str, list[float]] = {name: [] for name in cases}
 
     async def run() -> None:
-        for name, (app, make) in cases.items():  # warm up caches and code paths
+        for app, make in cases.values():  # warm up caches and code paths
             await run_round(app, make, 200)
         for _ in range(args.rounds):
             order = list(cases.items())
