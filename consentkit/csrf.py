@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, TimestampSigner
+
+from .errors import ConfigurationError
 
 TOKEN_MAX_AGE = 2 * 86400
 
@@ -24,6 +27,11 @@ class CsrfGuard:
         keys = [k.encode("utf-8") if isinstance(k, str) else k for k in reversed(secret_keys)]
         self._signer = TimestampSigner(keys, salt="consentkit.csrf", digest_method=hashlib.sha256)
         self._trusted = frozenset(_netloc(o) for o in trusted_origins)
+        if "" in self._trusted:
+            raise ConfigurationError(
+                "trusted_origins must be origins like 'https://shop.example.com' "
+                "(scheme, host, optional port)"
+            )
 
     def token(self, subject_id: str | None) -> str:
         """A token for the forms shown to this visitor."""
@@ -52,22 +60,28 @@ class CsrfGuard:
             if origin == "null":
                 return "request from an opaque origin refused (Origin: null)"
             own = _netloc(host) if host else None
-            if _netloc(origin) != own and not trusted:
+            theirs = _netloc(origin)
+            if (not theirs or theirs != own) and not trusted:
                 return f"cross-site request refused (Origin {origin} is not this site)"
         return None
 
 
 @lru_cache(maxsize=1024)
 def _netloc(origin: str) -> str:
-    """``scheme://host[:port]`` to ``host[:port]``, without the default ports.
+    """``scheme://host[:port]`` (or a bare ``host[:port]``) to ``host[:port]``, without the
+    default ports; ``""`` for anything that does not parse.
 
     The scheme is left out on purpose: behind a TLS-terminating proxy the application often
     sees ``http`` while the browser's Origin says ``https``, and refusing every decision there
     would protect nothing (a forger cannot choose the Host a browser sends).
     """
-    _, _, rest = origin.strip().lower().rpartition("://")
-    host = rest.split("/", 1)[0]
-    for port in (":80", ":443"):
-        if host.endswith(port):
-            return host[: -len(port)]
-    return host
+    text = origin.strip().lower()
+    try:
+        parts = urlsplit(text if "://" in text else "//" + text)
+        port = parts.port
+    except ValueError:
+        return ""
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        return ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return host if port in (None, 80, 443) else f"{host}:{port}"
