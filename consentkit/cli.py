@@ -134,16 +134,15 @@ def export(
 
 @main.command()
 @ledger_option
-def verify(ledger_url: str) -> None:
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), help="Processes to verify with (default: one per CPU)."
+)
+def verify(ledger_url: str, jobs: int | None) -> None:
     """Check the chain: sequence, links, hashes and ordering (exit 1 at the first bad seq)."""
+    from .ledger.parallel import verify_parallel
 
     async def go() -> Any:
-        ledger = open_ledger(ledger_url, create=False)
-        try:
-            await ledger.open()
-            return await ledger.verify()
-        finally:
-            await ledger.close()
+        return await asyncio.to_thread(verify_parallel, ledger_url, jobs)
 
     report = _run(go())
     if not report.ok:

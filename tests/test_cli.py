@@ -213,7 +213,7 @@ def test_verify_without_a_ledger_is_a_usage_error():
     [
         ("UPDATE consentkit_ledger SET purposes='{\"sms_marketing\":false}' WHERE seq=6", 6),
         ("UPDATE consentkit_ledger SET subject_id='subject-z' WHERE seq=3", 3),
-        ("DELETE FROM consentkit_ledger WHERE seq=2", 3),
+        ("DELETE FROM consentkit_ledger WHERE seq=2", 2),
         ("UPDATE consentkit_ledger SET recorded_at='2001-01-01T00:00:00.000Z' WHERE seq=4", 4),
     ],
     ids=["purposes", "subject", "deleted", "recorded-at"],

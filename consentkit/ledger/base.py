@@ -22,6 +22,8 @@ class RecordFilter:
     subject_id: str | None = None
     purpose: str | None = None  # records whose decision mentions this purpose
     action: str | None = None
+    first_seq: int | None = None  # inclusive bounds on seq (parallel verification reads ranges)
+    last_seq: int | None = None
 
     def row_filter(self) -> Callable[[Any], bool] | None:
         """A test for raw rows, for the filters a backend does not apply in its query."""
@@ -43,6 +45,8 @@ def where_clause(flt: RecordFilter, placeholder: Callable[[int], str]) -> tuple[
         ("recorded_at", flt.until, "<"),
         ("subject_id", flt.subject_id, "="),
         ("action", flt.action, "="),
+        ("seq", flt.first_seq, ">="),
+        ("seq", flt.last_seq, "<="),
     ):
         if value is not None:
             params.append(value)
@@ -121,3 +125,7 @@ class Ledger(abc.ABC):
             if not verifier.feed_rows(rows):
                 break
         return verifier.report()
+
+    @abc.abstractmethod
+    async def last_seq(self) -> int:
+        """The highest ``seq`` in the ledger (0 when empty)."""

@@ -364,6 +364,14 @@ class PostgresLedger(Ledger):
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
 
+    async def last_seq(self) -> int:
+        """The highest ``seq`` in the ledger (0 when empty)."""
+        pool = await self._get_pool()
+        try:
+            return int(await pool.fetchval("SELECT coalesce(max(seq), 0) FROM consentkit_ledger"))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
+
     async def history(self, subject_id: str) -> list[LedgerRecord]:
         """One subject's records, oldest first."""
         return [r async for r in self.records(RecordFilter(subject_id=subject_id))]

@@ -398,6 +398,18 @@ class SQLiteLedger(Ledger):
         finally:
             conn.close()
 
+    async def last_seq(self) -> int:
+        """The highest ``seq`` in the ledger (0 when empty)."""
+
+        def read() -> int:
+            conn = self._reader()
+            try:
+                return int(conn.execute("SELECT coalesce(max(seq), 0) FROM consentkit_ledger").fetchone()[0])
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(_guard(read))
+
     async def history(self, subject_id: str) -> list[LedgerRecord]:
         """One subject's records, oldest first."""
 

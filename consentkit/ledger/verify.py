@@ -22,13 +22,20 @@ class VerifyReport:
 
 
 class ChainVerifier:
-    """Feed records in ``seq`` order; the first problem found is kept."""
+    """Feed records in ``seq`` order; the first problem found is kept.
 
-    def __init__(self) -> None:
+    ``first_seq``/``head`` start the check in the middle of the chain (a range verified in
+    parallel): with ``head=None`` the first record's ``prev_hash`` is taken as given and kept in
+    ``first_prev`` for the caller to link with the range before.
+    """
+
+    def __init__(self, first_seq: int = 1, head: str | None = GENESIS_HASH) -> None:
         self.count = 0
         self.erased = 0
-        self.head = GENESIS_HASH
-        self._expected_seq = 1
+        self.head = head if head is not None else ""
+        self.first_prev: str | None = head
+        self.first_time: str | None = None
+        self._expected_seq = first_seq
         self._last_time = ""
         self.bad_seq: int | None = None
         self.problem: str | None = None
@@ -44,6 +51,12 @@ class ChainVerifier:
         returns them and builds each canonical form with one f-string.
         """
         sha = hashlib.sha256
+        if self.first_prev is None and rows:
+            # Verifying a range from its middle: its first link is checked by the caller.
+            self.first_prev = self.head = rows[0][16]
+            self.first_time = rows[0][2]
+        elif self.first_time is None and rows:
+            self.first_time = rows[0][2]
         expected_seq = self._expected_seq
         head = self.head
         last_time = self._last_time
@@ -112,7 +125,9 @@ class ChainVerifier:
                 if sha((prev + committed).encode()).hexdigest() != hsh:
                     problem = "hash does not match the record's contents (the record was altered)"
             if problem is not None:
-                self.bad_seq, self.problem = seq, problem
+                # Missing records are named by the first one missing, anything else by its own seq.
+                missing = type(seq) is int and seq > expected_seq
+                self.bad_seq, self.problem = (expected_seq if missing else seq), problem
                 self._expected_seq, self.head, self._last_time = expected_seq, head, last_time
                 return False
             self.count += 1
@@ -121,6 +136,16 @@ class ChainVerifier:
             last_time = recorded_at
         self._expected_seq, self.head, self._last_time = expected_seq, head, last_time
         return True
+
+    @property
+    def last_time(self) -> str:
+        """``recorded_at`` of the last record that verified."""
+        return self._last_time
+
+    @property
+    def next_seq(self) -> int:
+        """The ``seq`` the next record must have."""
+        return self._expected_seq
 
     def report(self) -> VerifyReport:
         """What was found so far."""
