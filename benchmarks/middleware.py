@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.routing import Route
 
-from consentkit import ConsentKit, Policy
+from consentkit import ConsentKit, Policy, get_consent
 from consentkit.cookie import StoredDecision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ async def plain(request: Request) -> PlainTextResponse:
 
 
 async def reads_consent(request: Request) -> PlainTextResponse:
-    allowed = request.state.consent.allows("analytics")
+    allowed = get_consent(request).allows("analytics")
     return PlainTextResponse("hello" if allowed else "hi")
 
 
@@ -64,7 +64,7 @@ async def template_page(request: Request) -> HTMLResponse:
 
 
 async def template_page_reads_consent(request: Request) -> HTMLResponse:
-    analytics = request.state.consent.allows("analytics")
+    analytics = get_consent(request).allows("analytics")
     return HTMLResponse(TEMPLATE.render(title="Plans", plans=PLANS, links=LINKS, analytics=analytics))
 
 
