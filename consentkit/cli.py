@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime
@@ -201,6 +202,33 @@ def stats(ledger_url: str, period: str, since: str | None, until: str | None, as
             f"{bucket.gpc_share():.1%}",
         )
     console.print(table)
+
+
+@main.command()
+@ledger_option
+@click.argument("receipt")
+def receipt(ledger_url: str, receipt: str) -> None:
+    """Look up the record a consent receipt (from a visitor's cookie or history) names.
+
+    Prints the record as JSON (exit 1 if no record has that receipt). Run `consentkit verify`
+    to show that the chain holding it is intact.
+    """
+    if not re.fullmatch(r"[0-9a-f]{8,64}", receipt):
+        raise click.BadParameter("a receipt is 8 to 64 lower-case hex digits", param_hint="RECEIPT")
+
+    async def go() -> list[Any]:
+        ledger = open_ledger(ledger_url, create=False)
+        try:
+            return [r async for r in ledger.records(RecordFilter(receipt=receipt))]
+        finally:
+            await ledger.close()
+
+    found = _run(go())
+    if not found:
+        click.echo(f"no record has receipt {receipt}", err=True)
+        sys.exit(1)
+    for record in found:
+        click.echo(json.dumps({"receipt": record.receipt, **record.to_dict()}, indent=2, ensure_ascii=False))
 
 
 @main.command()

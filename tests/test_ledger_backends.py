@@ -118,3 +118,43 @@ async def test_erasing_an_unknown_subject_writes_nothing(any_ledger_url):
         assert [r.seq async for r in ledger.records()] == [1]
     finally:
         await ledger.close()
+
+
+async def test_a_receipt_finds_its_record(any_ledger_url):
+    ledger = open_ledger(any_ledger_url)
+    try:
+        records = [await ledger.append(entry(f"s{i}")) for i in range(20)]
+        wanted = records[7]
+        found = [r async for r in ledger.records(RecordFilter(receipt=wanted.receipt))]
+        assert [r.event_id for r in found] == [wanted.event_id]
+        # A shorter prefix of the same hash still finds it (and nothing that does not match).
+        short = [r async for r in ledger.records(RecordFilter(receipt=wanted.hash[:8]))]
+        assert wanted.event_id in [r.event_id for r in short]
+        assert all(r.hash.startswith(wanted.hash[:8]) for r in short)
+    finally:
+        await ledger.close()
+
+
+def test_receipt_command_shows_the_record_or_fails(any_ledger_url):
+    import json as _json
+
+    from server_helpers import run_cli
+
+    async def make():
+        ledger = open_ledger(any_ledger_url)
+        try:
+            return await ledger.append(entry("carol", "reject_all"))
+        finally:
+            await ledger.close()
+
+    from conftest import run_sync
+
+    record = run_sync(make())
+    shown = run_cli("receipt", "--ledger", any_ledger_url, record.receipt)
+    assert shown.returncode == 0, shown.stderr
+    body = _json.loads(shown.stdout)
+    assert (body["seq"], body["subject_id"], body["action"]) == (record.seq, "carol", "reject_all")
+    missing = run_cli("receipt", "--ledger", any_ledger_url, "ffffffffffffffff")
+    assert missing.returncode == 1 and "no record" in missing.stderr
+    bad = run_cli("receipt", "--ledger", any_ledger_url, "not-hex")
+    assert bad.returncode == 2 and "hex" in bad.stderr

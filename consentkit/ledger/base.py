@@ -24,6 +24,7 @@ class RecordFilter:
     action: str | None = None
     first_seq: int | None = None  # inclusive bounds on seq (parallel verification reads ranges)
     last_seq: int | None = None
+    receipt: str | None = None  # records whose hash starts with this (a cookie's receipt)
 
     def row_filter(self) -> Callable[[Any], bool] | None:
         """A test for raw rows, for the filters a backend does not apply in its query."""
@@ -47,6 +48,9 @@ def where_clause(flt: RecordFilter, placeholder: Callable[[int], str]) -> tuple[
         ("action", flt.action, "="),
         ("seq", flt.first_seq, ">="),
         ("seq", flt.last_seq, "<="),
+        # A hex prefix as a range, so that the index on hash serves it: "ab12" <= h < "ab12g".
+        ("hash", flt.receipt, ">="),
+        ("hash", None if flt.receipt is None else flt.receipt + "g", "<"),
     ):
         if value is not None:
             params.append(value)

@@ -58,6 +58,7 @@ MIGRATIONS: dict[int, list[str]] = {
         )""",
         "CREATE INDEX consentkit_ledger_subject ON consentkit_ledger (subject_id)",
         "CREATE INDEX consentkit_ledger_recorded_at ON consentkit_ledger (recorded_at)",
+        "CREATE INDEX consentkit_ledger_hash ON consentkit_ledger (hash text_pattern_ops)",
         "CREATE TABLE consentkit_pii_salts (seq BIGINT PRIMARY KEY, salt BYTEA NOT NULL)",
         """CREATE TABLE consentkit_policies (
             digest TEXT PRIMARY KEY,

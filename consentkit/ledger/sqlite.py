@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS consentkit_ledger (
     hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS consentkit_ledger_subject ON consentkit_ledger (subject_id);
+CREATE INDEX IF NOT EXISTS consentkit_ledger_hash ON consentkit_ledger (hash);
 CREATE TABLE IF NOT EXISTS consentkit_pii_salts (
     seq INTEGER PRIMARY KEY,
     salt BLOB NOT NULL
