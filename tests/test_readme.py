@@ -56,3 +56,20 @@ async def test_fastapi_quickstart(tmp_path, monkeypatch):
         assert (await c.get("/ad")).json() == {"ad": "…"}
         assert (await c.get("/")).json() == {"analytics": False}
     await starlette_ns["kit"].aclose()
+
+
+async def test_kit_record_example(tmp_path, monkeypatch, capsys):
+    ns = await run_quickstart(readme_block("### Starlette"), tmp_path, monkeypatch)
+    kit = ns["kit"]
+    code = readme_block("### Consents that are not cookies")
+    body = "async def example():\n" + "".join(f"    {line}\n" for line in code.splitlines())
+    scope = {"kit": kit}
+    exec(compile(body, "README.md", "exec"), scope)
+    await scope["example"]()
+    receipt = capsys.readouterr().out.strip()
+    history = await kit.ledger.history("account:48213")
+    assert [r.receipt for r in history] == [receipt]
+    assert history[0].evidence["checkbox_prechecked"] is False
+    assert history[0].purposes == {"sms_marketing": True} and history[0].method == "api"
+    assert (await kit.ledger.verify()).ok
+    await kit.aclose()
