@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .errors import (
         ConfigurationError,
         ConsentkitError,
+        InvalidRecordError,
         LedgerCorrupt,
         LedgerError,
         LedgerNotFound,
@@ -37,6 +38,7 @@ _EXPORTS = {
     "Consent": ".consent",
     "ConfigurationError": ".errors",
     "ConsentkitError": ".errors",
+    "InvalidRecordError": ".errors",
     "LedgerCorrupt": ".errors",
     "LedgerError": ".errors",
     "LedgerNotFound": ".errors",
@@ -59,6 +61,7 @@ __all__ = [
     "Consent",
     "ConsentKit",
     "ConsentkitError",
+    "InvalidRecordError",
     "Ledger",
     "LedgerCorrupt",
     "LedgerError",

@@ -43,6 +43,10 @@ class UnknownPurposeError(ConsentkitError, KeyError):
         return self._message
 
 
+class InvalidRecordError(ConsentkitError, ValueError):
+    """``kit.record`` was given something that cannot be recorded (nothing was written)."""
+
+
 class LedgerError(ConsentkitError):
     """Something is wrong with the consent ledger."""
 

@@ -16,7 +16,7 @@ from .canonical import canonical_json
 from .consent import Consent, evaluate
 from .cookie import DEVELOPMENT_KEY, CookieCodec, StoredDecision
 from .csrf import CsrfGuard
-from .errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable
+from .errors import ConfigurationError, InvalidRecordError, LedgerCorrupt, LedgerUnavailable
 from .firewall import CookieFirewall, UndeclaredMode
 from .gating import Fallback, Hooks, default_fallback, make_requires
 from .ledger import Ledger, LedgerRecord, NewRecord, open_ledger
@@ -237,24 +237,24 @@ class ConsentKit:
 
 def _check_subject(subject_id: str) -> str:
     if not isinstance(subject_id, str) or not subject_id.strip() or len(subject_id) > 256:
-        raise ValueError("subject_id must be a non-empty string of at most 256 characters")
+        raise InvalidRecordError("subject_id must be a non-empty string of at most 256 characters")
     return subject_id
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        raise InvalidRecordError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
     return value
 
 
 def _check_purposes(purposes: Mapping[str, bool]) -> dict[str, bool]:
     if not isinstance(purposes, Mapping) or not purposes:
-        raise ValueError("purposes must be a non-empty mapping of purpose id to True/False")
+        raise InvalidRecordError("purposes must be a non-empty mapping of purpose id to True/False")
     for pid, granted in purposes.items():
         if not isinstance(pid, str) or not PURPOSE_ID_PATTERN.match(pid):
-            raise ValueError(f"purpose id {pid!r} must be 1 to 32 of a-z, 0-9 and _")
+            raise InvalidRecordError(f"purpose id {pid!r} must be 1 to 32 of a-z, 0-9 and _")
         if not isinstance(granted, bool):
-            raise ValueError(f"purposes[{pid!r}] must be True or False, not {granted!r}")
+            raise InvalidRecordError(f"purposes[{pid!r}] must be True or False, not {granted!r}")
     return dict(purposes)
 
 
@@ -262,11 +262,13 @@ def _check_evidence(evidence: Mapping[str, Any] | None) -> dict[str, Any] | None
     if evidence is None:
         return None
     if not isinstance(evidence, Mapping):
-        raise ValueError("evidence must be a mapping (a JSON object)")
+        raise InvalidRecordError("evidence must be a mapping (a JSON object)")
     try:
         text = canonical_json(dict(evidence))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"evidence must be JSON-serialisable: {exc}") from None
+        raise InvalidRecordError(f"evidence must be JSON-serialisable: {exc}") from None
     if len(text) > 64 * 1024:
-        raise ValueError("evidence is over 64 KiB: store large documents elsewhere and record their digest")
+        raise InvalidRecordError(
+            "evidence is over 64 KiB: store large documents elsewhere and record their digest"
+        )
     return dict(evidence)
