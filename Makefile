@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 LEDGER ?= sqlite:///demo-ledger.db
 
-.PHONY: venv demo test bench lint format clean
+.PHONY: venv demo test bench lint format clean i18n
 
 venv: $(VENV)/.installed
 
@@ -37,3 +37,9 @@ format: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Extract the banner's texts, merge them into each catalog, compile the catalogs.
+i18n: venv
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _ -k gettext --no-location --sort-output --project consentkit --copyright-holder "consentkit developers" -o consentkit/locales/consentkit.pot .
+	$(VENV)/bin/pybabel update -D consentkit -i consentkit/locales/consentkit.pot -d consentkit/locales --width 100
+	$(VENV)/bin/pybabel compile -D consentkit -d consentkit/locales --statistics

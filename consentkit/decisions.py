@@ -131,7 +131,7 @@ async def parse_decision(
 
     nxt = fields.get("next")
     if nxt is None:
-        nxt = _same_site_referer(headers) or "/"
+        nxt = same_site_referer(headers) or "/"
     elif not isinstance(nxt, str) or not is_safe_next(nxt):
         raise bad(400, "bad_next", "next must be a path on this site, such as /privacy")
     return Decision(action=action, granted=granted, method=str(method), next=nxt, json=is_json)
@@ -206,7 +206,7 @@ def _form_fields(text: str, bad: Any) -> dict[str, Any]:
     return fields
 
 
-def _same_site_referer(headers: dict[str, str]) -> str | None:
+def same_site_referer(headers: dict[str, str]) -> str | None:
     referer = headers.get("referer")
     if not referer:
         return None

@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from .consent import Consent, evaluate
 from .cookie import StoredDecision, new_subject_id
-from .decisions import BadDecision, header_dict, parse_decision
+from .decisions import BadDecision, header_dict, is_safe_next, parse_decision, same_site_referer
 from .errors import LedgerCorrupt, LedgerUnavailable
 from .i18n import negotiate
 from .netaddr import ip_prefix
@@ -57,9 +57,12 @@ class Endpoints:
             "Cache-Control": "private, no-store",
             "Vary": "Cookie, Sec-GPC" if kit.policy.gpc_ids else "Cookie",
         }
+        self.private_page = {**self.private, "Vary": self.private["Vary"] + ", Accept-Language"}
         self.routes: dict[str, dict[str, Handler]] = {
             "": {"GET": self.state, "POST": self.decide},
             "/history": {"GET": self.history},
+            "/banner": {"GET": self.banner},
+            "/cookies": {"GET": self.cookies},
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,6 +72,8 @@ class Endpoints:
             sub = sub.rstrip("/")
         sub = "" if sub == "/" else sub
         methods = self.routes.get(sub)
+        if methods is None and sub.startswith("/static/"):
+            methods = {"GET": self.static}
         if methods is None:
             # /audit answers 404 until credentials are configured (a later feature).
             response: Response = _error(
@@ -195,6 +200,55 @@ class Endpoints:
             )
         )
         return response
+
+    # -- HTML for visitors ------------------------------------------------------------------
+
+    async def banner(self, request: Request) -> Response:
+        """The banner (or settings control) as an HTML fragment, for ``inject=False`` sites and
+        for the widget after a decision. ``?next=`` is the page to come back to."""
+        consent = self.kit.consent_for_scope(request.scope)
+        nxt = request.query_params.get("next") or same_site_referer(header_dict(request)) or "/"
+        if not is_safe_next(nxt):
+            return _error(request, 400, "bad_next", "next must be a path on this site, such as /privacy")
+        renderer = self.kit.renderer
+        locale = renderer.locale(request.headers.get("accept-language"))
+        return HTMLResponse(
+            str(renderer.banner(consent, locale, nxt)),
+            headers={**self.private_page, "Content-Language": locale},
+        )
+
+    async def cookies(self, request: Request) -> Response:
+        """How to block or delete cookies, the visitor's browser first (``?browser=`` for another)."""
+        consent = self.kit.consent_for_scope(request.scope)
+        renderer = self.kit.renderer
+        locale = renderer.locale(request.headers.get("accept-language"))
+        html = renderer.cookies_page(
+            consent,
+            locale,
+            request.headers.get("user-agent"),
+            request.headers.get("sec-ch-ua"),
+            request.query_params.get("browser"),
+        )
+        return HTMLResponse(html, headers={**self.private_page, "Content-Language": locale})
+
+    async def static(self, request: Request) -> Response:
+        """A widget file by its content-hashed name, cached for a year."""
+        name = request.url.path.rsplit("/", 1)[-1]
+        asset = self.kit.renderer.static.by_hashed.get(name)
+        if asset is None:
+            return _error(request, 404, "not_found", f"no such widget file: {name}")
+        headers = {
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "ETag": asset.etag,
+            "Vary": "Accept-Encoding",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if request.headers.get("if-none-match") == asset.etag:
+            return Response(status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return Response(asset.gzipped, media_type=asset.content_type, headers=headers)
+        return Response(asset.body, media_type=asset.content_type, headers=headers)
 
     # -- GET /consent/history -------------------------------------------------------------------
 

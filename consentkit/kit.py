@@ -9,9 +9,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from jinja2 import BaseLoader
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Scope
 
+from .banner import Renderer
 from .canonical import canonical_json
 from .consent import Consent, evaluate
 from .cookie import DEVELOPMENT_KEY, CookieCodec, StoredDecision
@@ -54,6 +56,8 @@ class ConsentKit:
         record_user_agent: bool = True,
         trusted_origins: Sequence[str] = (),
         max_body: int = 16 * 1024,
+        inject: bool = True,
+        template_loader: BaseLoader | None = None,
     ) -> None:
         self.policy = policy if isinstance(policy, Policy) else Policy.from_toml(policy)
         keys = list(secret_keys or [])
@@ -85,6 +89,8 @@ class ConsentKit:
         self._consents: dict[tuple[str, bool], Consent] = {}
         self._by_header: dict[tuple[bytes, bool], Consent] = {}
         self._undecided = {gpc: evaluate(self.policy, None, gpc, 0.0) for gpc in (False, True)}
+        self.inject = inject
+        self.renderer = Renderer(self, template_loader)
         self._cookie_rx = re.compile(rf"(?:^|;)\s*{re.escape(cookie_name)}=([^;]*)")
         self.max_age = self.policy.consent_lifetime_days * 86400
 

@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .banner import scope_nonce
+from .decisions import is_safe_next
 from .errors import ConsentkitError
+from .inject import Injector
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -67,6 +70,8 @@ class ConsentMiddleware:
         self.endpoints = Endpoints(kit)
         self.gpc_json = "/.well-known/gpc.json" if kit.policy.gpc_ids else None
         self.vary = b"Cookie, Sec-GPC" if kit.policy.gpc_ids else b"Cookie"
+        self.vary_page = self.vary + b", Accept-Language"
+        self.inject = kit.inject
         self.state_class = type("RequestState", (RequestState,), {"_kit": kit, "__slots__": ()})
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
@@ -87,19 +92,34 @@ class ConsentMiddleware:
             state.update(previous)
         scope["state"] = state
 
+        injector: Injector | None = None
+
         def send_wrapper(message: Message) -> Awaitable[None]:
+            nonlocal injector
+            if injector is not None:
+                return injector.body(message)
             if message["type"] == "http.response.start":
-                for key, _ in message["headers"]:
+                cookies = False
+                html = False
+                for key, value in message["headers"]:
                     # ASGI says lower case, but some apps send "Set-Cookie" or worse.
-                    if len(key) == 10 and key.lower() == b"set-cookie":
-                        return self._enforce(state, message, send, True)
-                if "consent" in state:
-                    return self._enforce(state, message, send, False)
+                    if len(key) == 10:
+                        if key.lower() == b"set-cookie":
+                            cookies = True
+                    elif len(key) == 12 and key.lower() == b"content-type":
+                        html = value[:9].lower() == b"text/html"
+                if html and self.inject and scope["method"] == "GET":
+                    injector = self._injector(scope, state, send, cookies)
+                    return injector.start(message)
+                if cookies or "consent" in state:
+                    return self._enforce(state, message, send, cookies)
             return send(message)
 
         return self.app(scope, receive, send_wrapper)
 
-    def _enforce(self, state: RequestState, message: Message, send: Send, cookies: bool) -> Awaitable[None]:
+    def _enforce(
+        self, state: RequestState, message: Message, send: Send, cookies: bool, vary: bytes | None = None
+    ) -> Awaitable[None]:
         consent: Consent = state["consent"]
         headers = list(message["headers"])
         if cookies:
@@ -107,12 +127,38 @@ class ConsentMiddleware:
             if filtered is not None:
                 headers = filtered
         # The answer depended on the visitor's cookie (and signal): keep it out of shared caches.
-        _add_vary(headers, self.vary)
+        _add_vary(headers, vary or self.vary)
         stored = consent.stored
         if stored is not None and stored.old_key:
             headers.append(self.kit.cookie_header(stored, secure=self.kit.cookie_secure))
         message["headers"] = headers
         return send(message)
+
+    def _injector(self, scope: Scope, state: RequestState, send: Send, cookies: bool) -> Injector:
+        renderer = self.kit.renderer
+
+        def make_tags() -> tuple[bytes, bytes]:
+            consent: Consent = state["consent"]
+            accept_language = None
+            for key, value in scope["headers"]:
+                if key == b"accept-language":
+                    accept_language = value.decode("latin-1")
+            locale = renderer.locale(accept_language)
+            query = scope.get("query_string", b"")
+            here = scope["path"] + ("?" + query.decode("latin-1") if query else "")
+            nonce = scope_nonce(scope)
+            return (
+                renderer.head_tags(consent, nonce).encode("utf-8"),
+                renderer.body_tags(consent, locale, here if is_safe_next(here) else "/", nonce).encode(
+                    "utf-8"
+                ),
+            )
+
+        def send_start(message: Message) -> Awaitable[None]:
+            # The page now shows the banner in the visitor's language, or the settings control.
+            return self._enforce(state, message, send, cookies, self.vary_page)
+
+        return Injector(send, send_start, make_tags)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_wrapper(message: Message) -> None:

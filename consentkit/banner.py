@@ -1,0 +1,287 @@
+"""Rendering the banner, the preference center and the cookie-instructions page (DESIGN §6).
+
+Templates are Jinja2, in the package under ``consentkit/``; a site's own loader comes first, so
+``consentkit/banner.html`` in the site's templates overrides ours. Texts go through gettext
+catalogs (Babel) in the visitor's language.
+
+The banner is on every page of every undecided visitor, so it is rendered once per language and
+state (decided or not, GPC notice, revision notice, switches pre-filled) and kept; a request
+only fills in its anti-forgery token and return path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from babel.support import NullTranslations, Translations
+from jinja2 import BaseLoader, ChoiceLoader, Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from . import browsers
+from .i18n import negotiate
+from .static import StaticFiles
+
+if TYPE_CHECKING:
+    from starlette.types import Scope
+
+    from .consent import Consent
+    from .kit import ConsentKit
+
+LOCALES_DIR = Path(__file__).resolve().parent / "locales"
+DOMAIN = "consentkit"
+# Placeholders filled per request in an otherwise cached rendering; they cannot occur in text.
+_TOKEN = "\x00ck-token\x00"
+_NEXT = "\x00ck-next\x00"
+_TOKEN_TTL = 600.0  # reuse an anti-forgery token this long (it is valid for two days)
+_CACHE_SIZE = 512
+
+
+def ui_locales() -> tuple[str, ...]:
+    """Languages the banner's own texts are translated into (English is the source)."""
+    found = {p.parent.parent.name for p in LOCALES_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.mo")}
+    return ("en", *sorted(found - {"en"}))
+
+
+@dataclass(frozen=True, slots=True)
+class PurposeView:
+    """A purpose as one language shows it."""
+
+    id: str
+    title: str
+    description: str
+    cookies: tuple[str, ...]
+    essential: bool
+    gpc_denied: bool
+
+
+class Renderer:
+    """Renders and caches the kit's HTML in every language of its policy."""
+
+    def __init__(self, kit: ConsentKit, loader: BaseLoader | None = None) -> None:
+        self.kit = kit
+        self.policy = kit.policy
+        self.static = StaticFiles()
+        loaders: list[BaseLoader] = [PackageLoader("consentkit", "templates")]
+        if loader is not None:
+            loaders.insert(0, loader)
+        self._loader = ChoiceLoader(loaders)
+        self._envs: dict[str, Environment] = {}
+        self._cache: dict[tuple[Any, ...], str] = {}
+        self._tokens: dict[str | None, tuple[float, str]] = {}
+        self.css_url = self.static.url(kit.prefix, "consentkit.css")
+        self.js_url = self.static.url(kit.prefix, "consentkit.js")
+        self.consent_mode_url = self.static.url(kit.prefix, "consent-mode.js")
+        self.mode_map = {p.id: list(p.consent_mode) for p in self.policy.purposes if p.consent_mode}
+        self.mode_types = sorted({t for types in self.mode_map.values() for t in types})
+
+    # -- languages ----------------------------------------------------------------------------
+
+    def locale(self, accept_language: str | None) -> str:
+        """The policy language that fits the visitor best (the policy's default otherwise)."""
+        return negotiate(accept_language, self.policy.locales)
+
+    def env(self, locale: str) -> Environment:
+        """The Jinja environment whose gettext speaks ``locale``."""
+        env = self._envs.get(locale)
+        if env is None:
+            env = Environment(
+                loader=self._loader,
+                autoescape=select_autoescape(default=True, default_for_string=True),
+                extensions=["jinja2.ext.i18n"],
+                trim_blocks=False,
+            )
+            env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+            self._envs[locale] = env
+        return env
+
+    # -- the banner ---------------------------------------------------------------------------
+
+    def purposes(self, locale: str, gpc_off: Iterable[str] = ()) -> list[PurposeView]:
+        """The policy's purposes in ``locale``."""
+        off = set(gpc_off)
+        default = self.policy.default_locale
+        return [
+            PurposeView(
+                id=p.id,
+                title=p.text("title", locale, default),
+                description=p.text("description", locale, default),
+                cookies=p.cookies,
+                essential=p.essential,
+                gpc_denied=p.id in off,
+            )
+            for p in self.policy.purposes
+        ]
+
+    def banner(self, consent: Consent, locale: str, next_path: str) -> Markup:
+        """The banner (undecided) or the settings control (decided), for one visitor."""
+        policy = self.policy
+        gpc_off = policy.gpc_ids if consent.gpc and not consent.gpc_confirmed else frozenset()
+        if consent.decided:
+            checked = consent.granted - policy.essential_ids
+            revised = False
+        else:
+            prev = consent.previous
+            checked = (prev.granted & frozenset(policy.optional_ids)) - gpc_off if prev else frozenset()
+            revised = prev is not None and prev.revision != policy.revision
+        key = (
+            locale,
+            consent.decided,
+            tuple(sorted(gpc_off)),
+            revised,
+            tuple(sorted(checked)),
+            consent.granted,
+        )
+        html = self._cache.get(key)
+        if html is None:
+            html = self._render_banner(consent, locale, gpc_off, revised, checked)
+            if len(self._cache) >= _CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = html
+        token = self._token(consent.subject_id)
+        return Markup(html.replace(_TOKEN, token).replace(_NEXT, str(escape(next_path))))
+
+    def _render_banner(
+        self,
+        consent: Consent,
+        locale: str,
+        gpc_off: frozenset[str],
+        revised: bool,
+        checked: frozenset[str],
+    ) -> str:
+        policy = self.policy
+        views = self.purposes(locale, gpc_off)
+        gpc_titles = ", ".join(v.title for v in views if v.gpc_denied)
+        html = (
+            self.env(locale)
+            .get_template("consentkit/banner.html")
+            .render(
+                prefix=self.kit.prefix,
+                decided=consent.decided,
+                locale=locale,
+                controller=policy.controller,
+                privacy_url=policy.privacy_url,
+                version=policy.version,
+                purposes=views,
+                checked=checked,
+                revised=revised,
+                gpc_applies=bool(gpc_off),
+                gpc_titles=gpc_titles,
+                csrf_token=_TOKEN,
+                next=_NEXT,
+            )
+        )
+        # The widget's state, on the root element: what is granted and what Consent Mode needs.
+        data = (
+            f' data-granted="{escape(" ".join(sorted(consent.granted)))}"'
+            f" data-consent-mode='{escape(json.dumps(self.mode_map, separators=(',', ':')))}'"
+        )
+        return html.replace(" data-consentkit", " data-consentkit" + data, 1)
+
+    def _token(self, subject_id: str | None) -> str:
+        now = time.monotonic()
+        hit = self._tokens.get(subject_id)
+        if hit is not None and now - hit[0] < _TOKEN_TTL:
+            return hit[1]
+        token = self.kit.csrf.token(subject_id)
+        if len(self._tokens) >= _CACHE_SIZE * 8:
+            self._tokens.clear()
+        self._tokens[subject_id] = (now, token)
+        return token
+
+    # -- tags around it -----------------------------------------------------------------------
+
+    def head_tags(self, consent: Consent, nonce: str | None = None) -> str:
+        """The stylesheet and the Consent Mode defaults, for the top of ``<head>``."""
+        n = f' nonce="{escape(nonce)}"' if nonce else ""
+        tags = f'<link rel="stylesheet" href="{self.css_url}"{n}>'
+        if self.mode_types:
+            default = {t: "denied" for t in self.mode_types}
+            attrs = f" data-default='{escape(json.dumps(default, separators=(',', ':')))}' data-wait=\"500\""
+            if consent.decided:
+                update = {t: "denied" for t in self.mode_types}
+                for pid in consent.granted:
+                    for t in self.mode_map.get(pid, ()):
+                        update[t] = "granted"
+                attrs += f" data-update='{escape(json.dumps(update, separators=(',', ':')))}'"
+            tags += f'<script src="{self.consent_mode_url}"{attrs}{n}></script>'
+        return tags
+
+    def body_tags(self, consent: Consent, locale: str, next_path: str, nonce: str | None = None) -> str:
+        """The banner (or settings control) and the widget script, for just before ``</body>``."""
+        n = f' nonce="{escape(nonce)}"' if nonce else ""
+        return f'{self.banner(consent, locale, next_path)}<script src="{self.js_url}" defer{n}></script>'
+
+    def script_attrs(self, consent: Consent, purpose: str) -> Markup:
+        """Attributes for a ``<script>`` of ``purpose``: it runs now if allowed, else waits."""
+        if consent.allows(purpose):
+            return Markup("")
+        return Markup(f'type="text/plain" data-consent="{escape(purpose)}"')
+
+    # -- the cookie-instructions page ---------------------------------------------------------
+
+    def cookies_page(
+        self,
+        consent: Consent,
+        locale: str,
+        user_agent: str | None,
+        client_hints: str | None,
+        browser: str | None,
+    ) -> str:
+        """``/consent/cookies``: the visitor's browser (or ``?browser=``) first, all the others below."""
+        detected = browsers.detect(user_agent, client_hints)
+        chosen = browser if browser in {b.id for b in browsers.catalogue()} else detected
+        env = self.env(locale)
+        gettext = translations(locale).gettext
+        actions = [
+            ("block_all", gettext("Block all cookies")),
+            ("block_third_party", gettext("Block third-party cookies")),
+            ("delete", gettext("Delete cookies")),
+        ]
+        views = []
+        for b in browsers.catalogue(first=chosen):
+            text = b.text(locale)
+            views.append(
+                {
+                    "id": b.id,
+                    "name": text.name,
+                    "legacy": b.legacy,
+                    "help_url": b.help_url,
+                    "steps": {a: text.steps(a) for a, _ in actions},  # type: ignore[arg-type]
+                }
+            )
+        return env.get_template("consentkit/cookies.html").render(
+            locale=locale,
+            controller=self.policy.controller,
+            privacy_url=self.policy.privacy_url,
+            browsers=views,
+            chosen=chosen is not None,
+            detected=detected,
+            actions=actions,
+            head_tags=Markup(self.head_tags(consent)),
+            body_tags=Markup(self.body_tags(consent, locale, f"{self.kit.prefix}/cookies")),
+        )
+
+
+def translations(locale: str) -> NullTranslations:
+    """The gettext catalog for ``locale`` (``fr-CA`` falls back to ``fr``), else English."""
+    for candidate in (locale.replace("-", "_"), locale.split("-")[0]):
+        if (LOCALES_DIR / candidate / "LC_MESSAGES" / f"{DOMAIN}.mo").is_file():
+            return Translations.load(str(LOCALES_DIR), [candidate], domain=DOMAIN)
+    return NullTranslations()
+
+
+def scope_nonce(scope: Scope) -> str | None:
+    """A CSP nonce the site put on the request (``request.state.csp_nonce``), if any."""
+    state = scope.get("state")
+    if not state:
+        return None
+    try:
+        nonce = state["csp_nonce"]
+    except KeyError:
+        return None
+    return nonce if isinstance(nonce, str) else None
