@@ -41,7 +41,9 @@ def negotiate(header: str | None, available: tuple[str, ...]) -> str:
                 if hit is not None:
                     return hit
         if match is not None:
-            return match
+            # Babel may echo the visitor's spelling ("FR"): answer with ours.
+            by_lower = {a.lower(): a for a in available}
+            return by_lower.get(match.lower().replace("_", "-"), available[0])
     return available[0]
 
 

@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from jinja2 import BaseLoader
+from markupsafe import Markup
 from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.types import ASGIApp, Scope
 
-from .banner import Renderer
+from .banner import Renderer, scope_nonce
 from .canonical import canonical_json
 from .consent import Consent, evaluate
 from .cookie import DEVELOPMENT_KEY, CookieCodec, StoredDecision
 from .csrf import CsrfGuard
+from .decisions import is_safe_next
 from .errors import ConfigurationError, InvalidRecordError, LedgerCorrupt, LedgerUnavailable
 from .firewall import CookieFirewall, UndeclaredMode
 from .gating import Fallback, Hooks, default_fallback, make_requires
@@ -135,6 +138,33 @@ class ConsentKit:
             fallback if fallback is not None else self._requires_fallback,
             lambda: default_fallback(title, self.prefix),
         )
+
+    # -- templates ------------------------------------------------------------------------------
+
+    def context_processor(self, request: Request) -> dict[str, Any]:
+        """Template context for sites that place the banner themselves (``inject=False``).
+
+        With Starlette: ``Jinja2Templates(directory=..., context_processors=[kit.context_processor])``.
+        Templates then have ``consent``, ``{{ consent_head() }}`` (at the top of ``<head>``),
+        ``{{ consent_banner() }}`` (before ``</body>``) and ``<script {{ consent_scripts("ads") }}
+        src=…>`` — a script that runs at once where the purpose is allowed, and otherwise waits
+        inert (``type="text/plain"``) for the widget to start it after consent.
+        """
+        from .gating import consent_of
+
+        consent = consent_of(request)
+        renderer = self.renderer
+        locale = renderer.locale(request.headers.get("accept-language"))
+        nonce = scope_nonce(request.scope)
+        query = request.url.query
+        here = request.url.path + (f"?{query}" if query else "")
+        here = here if is_safe_next(here) else "/"
+        return {
+            "consent": consent,
+            "consent_head": lambda: Markup(renderer.head_tags(consent, nonce)),
+            "consent_banner": lambda: Markup(renderer.body_tags(consent, locale, here, nonce)),
+            "consent_scripts": lambda purpose: renderer.script_attrs(consent, purpose),
+        }
 
     # -- consent of a request -----------------------------------------------------------------
 

@@ -1,0 +1,322 @@
+"""The banner injected into the site's HTML pages, and what is left alone."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import httpx
+import pytest
+from conftest import BASE, SAME_ORIGIN, decide
+from jinja2 import DictLoader
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from consentkit import Policy
+from consentkit.inject import MAX_BUFFER
+
+PAGE = "<!doctype html><html lang='en'><head><title>Plans</title><script src='/tag.js'></script></head><body><h1>Plans</h1></body></html>"
+
+
+async def html_page(request: Request) -> HTMLResponse:
+    return HTMLResponse(PAGE)
+
+
+async def streamed(request: Request) -> StreamingResponse:
+    split = request.query_params.get("split", "</bo")
+
+    async def chunks():
+        head, _, tail = PAGE.partition(split)
+        yield head.encode()
+        yield (split + tail).encode()
+
+    return StreamingResponse(chunks(), media_type="text/html")
+
+
+async def streamed_without_body_end(request: Request) -> StreamingResponse:
+    async def chunks():
+        yield b"<p>fragment one</p>"
+        yield b"<p>fragment two</p>"
+
+    return StreamingResponse(chunks(), media_type="text/html")
+
+
+async def huge(request: Request) -> StreamingResponse:
+    # A page too large to hold back, arriving in chunks with its length announced.
+    body = b"<html><head></head><body>" + b"x" * (MAX_BUFFER + 10) + b"</body></html>"
+
+    async def chunks():
+        for i in range(0, len(body), 65536):
+            yield body[i : i + 65536]
+
+    return StreamingResponse(chunks(), media_type="text/html", headers={"content-length": str(len(body))})
+
+
+async def json_page(request: Request) -> JSONResponse:
+    return JSONResponse({"html": "</body>"})
+
+
+async def empty(request: Request) -> Response:
+    return Response(status_code=204, media_type="text/html")
+
+
+async def redirect(request: Request) -> RedirectResponse:
+    return RedirectResponse("/", status_code=302)
+
+
+ROUTES = [
+    Route("/page", html_page),
+    Route("/stream", streamed),
+    Route("/fragments", streamed_without_body_end),
+    Route("/huge", huge),
+    Route("/json", json_page),
+    Route("/empty", empty),
+    Route("/redirect", redirect),
+]
+
+
+@pytest.fixture
+def site(kit):
+    return Starlette(routes=ROUTES, middleware=[kit.middleware])
+
+
+@pytest.fixture
+async def browser(site, kit):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=site), base_url=BASE) as c:
+        yield c
+    await kit.aclose()
+
+
+class Forms(HTMLParser):
+    """The forms of a page: their action, hidden fields and submit buttons."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: dict[str, dict] = {}
+        self.buttons: list[dict] = []
+        self.switches: list[dict] = []
+        self._form: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self._form = a.get("id") or f"form{len(self.forms)}"
+            self.forms[self._form] = {"action": a.get("action"), "hidden": {}}
+        elif tag == "input" and a.get("type") == "hidden" and self._form:
+            self.forms[self._form]["hidden"][a["name"]] = a.get("value", "")
+        elif tag == "input" and a.get("role") == "switch":
+            self.switches.append(a)
+        elif tag in ("button", "summary"):
+            self.buttons.append({**a, "tag": tag, "form_owner": a.get("form") or self._form})
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+
+
+def forms_of(html: str) -> Forms:
+    parser = Forms()
+    parser.feed(html)
+    return parser
+
+
+async def test_undecided_page_gets_the_banner_the_stylesheet_and_consent_mode_defaults(browser, kit):
+    r = await browser.get("/page", headers={"accept-language": "en"})
+    html = r.text
+    assert r.status_code == 200
+    assert int(r.headers["content-length"]) == len(r.content)
+    # The stylesheet and the Consent Mode defaults come first in <head>, before the page's own tag.
+    head = html[html.index("<head>") : html.index("</head>")]
+    assert head.index(kit.renderer.css_url) < head.index("/tag.js")
+    assert head.index(kit.renderer.consent_mode_url) < head.index("/tag.js")
+    assert "data-update" not in head  # nothing decided yet: defaults only
+    # The banner and the widget just before </body>, after the page's content.
+    assert html.index("<h1>Plans</h1>") < html.index('id="consentkit"') < html.index("</body>")
+    assert f'<script src="{kit.renderer.js_url}" defer></script></body>' in html
+    assert 'data-decided="false"' in html
+    buttons = [
+        b
+        for b in forms_of(html).buttons
+        if b.get("value") in ("accept_all", "reject_all") and b.get("form") == "ck-quick"
+    ]
+    assert [b["value"] for b in buttons] == ["accept_all", "reject_all"]
+    assert "data-ck-customize" in html
+    vary = {v.strip() for v in r.headers["vary"].split(",")}
+    assert {"Cookie", "Accept-Language"} <= vary
+
+
+async def test_no_switch_is_on_for_a_first_visit(browser):
+    html = (await browser.get("/page")).text
+    switches = forms_of(html).switches
+    assert switches, "the preference center has switches"
+    on = [s["value"] for s in switches if "checked" in s]
+    assert set(on) == {"necessary"}  # only the essential one, locked
+    assert all("disabled" in s for s in switches if s["value"] == "necessary")
+
+
+async def test_decided_visitor_gets_the_settings_control_and_consent_mode_update(browser):
+    await decide(browser, "save", ["analytics"])
+    html = (await browser.get("/page")).text
+    assert "data-ck-settings" in html and "data-ck-banner" not in html
+    update = re.search(r"data-update='([^']*)'", html).group(1).replace("&#34;", '"')
+    assert '"analytics_storage":"granted"' in update and '"ad_storage":"denied"' in update
+    checked = {s["value"] for s in forms_of(html).switches if "checked" in s}
+    assert checked == {"necessary", "analytics"}
+    assert "Withdraw my consent" in html
+
+
+async def test_the_banner_works_without_javascript(browser, kit):
+    html = (await browser.get("/page?plan=home")).text
+    form = forms_of(html).forms["ck-quick"]
+    assert form["action"] == "/consent" and form["hidden"]["next"] == "/page?plan=home"
+    # A browser without JS and without Origin headers posts the form as it is.
+    r = await browser.post("/consent", data={**form["hidden"], "action": "reject_all"})
+    assert r.status_code == 303 and r.headers["location"] == "/page?plan=home"
+    records = [rec async for rec in kit.ledger.records()]
+    assert [(rec.action, rec.method) for rec in records] == [("reject_all", "no_js_form")]
+    after = (await browser.get("/page")).text
+    assert "data-ck-settings" in after
+
+
+async def test_the_preference_form_without_javascript_saves_choices(browser, kit):
+    parser = forms_of((await browser.get("/page")).text)
+    prefs = next(f for name, f in parser.forms.items() if name != "ck-quick")
+    r = await browser.post("/consent", data={**prefs["hidden"], "granted": ["ads"], "action": "save"})
+    assert r.status_code == 303
+    record = [rec async for rec in kit.ledger.records()][-1]
+    assert record.purposes == {"necessary": True, "analytics": False, "ads": True}
+
+
+async def test_french_visitor_gets_french_texts_and_policy_texts(browser):
+    html = (await browser.get("/page", headers={"accept-language": "fr-CA,fr;q=0.9,en;q=0.5"})).text
+    assert 'lang="fr"' in html
+    assert "Tout refuser" in html and "Tout accepter" in html and "Personnaliser" in html
+    assert "Mesure d'audience" in html or "Mesure d&#39;audience" in html
+
+
+async def test_gpc_notice_and_its_switch_off(browser):
+    html = (await browser.get("/page", headers={"sec-gpc": "1"})).text
+    assert "data-ck-gpc" in html and "Global Privacy Control" in html
+    assert "Targeted advertising" in html[html.index("data-ck-gpc") :][:600]
+
+
+async def test_policy_revision_notice_and_earlier_choices_prefilled(browser, make_kit, policy, site):
+    await decide(browser, "save", ["analytics"])
+    bumped = Policy.from_mapping(
+        {
+            "policy": {**policy.model_dump(exclude={"purposes"}), "revision": policy.revision + 1},
+            "purposes": [p.model_dump() for p in policy.purposes],
+        }
+    )
+    kit2 = make_kit(policy=bumped)
+    app2 = Starlette(routes=ROUTES, middleware=[kit2.middleware])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app2), base_url=BASE, cookies=browser.cookies
+    ) as c:
+        html = (await c.get("/page")).text
+    assert "data-ck-banner" in html and "changed on 2026-11-01" in html
+    checked = {s["value"] for s in forms_of(html).switches if "checked" in s}
+    assert checked == {"necessary", "analytics"}  # the earlier choice, to confirm or change
+    await kit2.aclose()
+
+
+async def test_streamed_html_gets_the_banner_even_when_body_end_is_split(browser):
+    for split in ("</bo", "</", "<h1>"):
+        r = await browser.get("/stream", params={"split": split})
+        html = r.text
+        assert html.count('id="consentkit"') == 1, split
+        assert html.index('id="consentkit"') < html.index("</body>")
+        assert html.endswith("</body></html>")
+
+
+async def test_streamed_fragment_without_body_end_gets_the_banner_at_the_end(browser):
+    html = (await browser.get("/fragments")).text
+    assert html.startswith("<p>fragment one</p><p>fragment two</p>")
+    assert 'id="consentkit"' in html
+
+
+@pytest.mark.parametrize("path", ["/json", "/empty", "/redirect", "/huge"])
+async def test_other_responses_are_left_alone(browser, path):
+    r = await browser.get(path, follow_redirects=False)
+    assert 'id="consentkit"' not in r.text
+
+
+async def test_head_requests_and_compressed_pages_are_left_alone(kit):
+    app = Starlette(routes=ROUTES, middleware=[kit.middleware, Middleware(GZipMiddleware, minimum_size=10)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        r = await c.get("/page", headers={"accept-encoding": "gzip"})
+        assert r.headers["content-encoding"] == "gzip"
+        assert r.text == PAGE  # httpx decoded it: untouched
+        head = await c.head("/page")
+        assert head.status_code == 200 and head.content == b""
+    await kit.aclose()
+
+
+async def test_next_never_points_off_site(kit):
+    async def anything(request):
+        return HTMLResponse(PAGE)
+
+    app = Starlette(routes=[Route("/{path:path}", anything)], middleware=[kit.middleware])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as c:
+        html = (await c.get(httpx.URL(BASE + "//evil.example/page"))).text
+    assert forms_of(html).forms["ck-quick"]["hidden"]["next"] == "/"
+    await kit.aclose()
+
+
+async def test_inject_false_and_the_template_helpers(make_kit, tmp_path):
+    kit = make_kit(inject=False)
+    loader = DictLoader(
+        {
+            "page.html": "<html><head>{{ consent_head() }}</head><body>"
+            "<script {{ consent_scripts('ads') }} src='/ads.js'></script>"
+            "<script {{ consent_scripts('necessary') }} src='/core.js'></script>"
+            "{{ consent_banner() }}</body></html>"
+        }
+    )
+    templates = Jinja2Templates(
+        env=__import__("jinja2").Environment(loader=loader, autoescape=True),
+        context_processors=[kit.context_processor],
+    )
+
+    async def page(request):
+        return templates.TemplateResponse(request, "page.html")
+
+    async def plain_page(request):
+        return HTMLResponse(PAGE)
+
+    app = Starlette(routes=[Route("/t", page), Route("/plain", plain_page)], middleware=[kit.middleware])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        assert 'id="consentkit"' not in (await c.get("/plain")).text  # nothing injected
+        html = (await c.get("/t")).text
+        assert html.count('id="consentkit"') == 1 and kit.renderer.css_url in html
+        assert '<script type="text/plain" data-consent="ads" src=\'/ads.js\'>' in html
+        assert "<script  src='/core.js'>" in html
+        await c.post("/consent", json={"action": "accept_all"}, headers=SAME_ORIGIN)
+        html = (await c.get("/t")).text
+        assert "<script  src='/ads.js'>" in html and "data-ck-settings" in html
+    await kit.aclose()
+
+
+async def test_csp_nonce_is_put_on_our_tags(kit):
+    async def page(request):
+        return HTMLResponse(PAGE)
+
+    class Nonce:
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            scope.setdefault("state", {})["csp_nonce"] = "r4nd0m"
+            await self.app(scope, receive, send)
+
+    app = Starlette(routes=[Route("/", page)], middleware=[Middleware(Nonce), kit.middleware])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        html = (await c.get("/")).text
+    assert html.count('nonce="r4nd0m"') == 3  # stylesheet, Consent Mode defaults, widget
+    await kit.aclose()
