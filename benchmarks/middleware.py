@@ -163,7 +163,8 @@ def main() -> None:
 
     policy = Policy.from_toml(ROOT / "examples" / "consent.toml")
     tmp = tempfile.mkdtemp()
-    kit = ConsentKit(policy=policy, secret_keys=[SECRET], ledger=f"sqlite:///{tmp}/bench.db")
+    kit = ConsentKit(policy=policy, secret_keys=[SECRET], ledger=f"sqlite:///{tmp}/bench.db", inject=False)
+    banner_kit = ConsentKit(policy=policy, secret_keys=[SECRET], ledger=f"sqlite:///{tmp}/bench.db")
     stored = StoredDecision(
         subject_id="bVv3m9bq0i2Zx0lY7Yl1xw",
         revision=policy.revision,
@@ -181,6 +182,10 @@ def main() -> None:
     bare = Starlette(routes=[*routes, Route("/plans", template_page)])
     with_kit = Starlette(
         routes=[*routes, Route("/plans", template_page_reads_consent)], middleware=[kit.middleware]
+    )
+    # The same page, untouched by the site, with the banner (or settings control) injected.
+    with_banner = Starlette(
+        routes=[*routes, Route("/plans", template_page)], middleware=[banner_kit.middleware]
     )
     with_floor = Starlette(routes=routes, middleware=[Middleware(FloorMiddleware)])
     with_session = Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, secret_key=SECRET)])
@@ -207,6 +212,14 @@ def main() -> None:
         "consentkit, undecided, template page reads consent": (
             with_kit,
             scope_for("/plans", undecided_hdr),
+        ),
+        "consentkit, undecided, template page with the banner injected": (
+            with_banner,
+            scope_for("/plans", undecided_hdr),
+        ),
+        "consentkit, valid cookie, template page with the settings control": (
+            with_banner,
+            scope_for("/plans", cookie_hdr),
         ),
     }
     totals = dict.fromkeys(cases, 0.0)

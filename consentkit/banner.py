@@ -12,6 +12,7 @@ only fills in its anti-forgery token and return path.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,6 +38,10 @@ DOMAIN = "consentkit"
 # Placeholders filled per request in an otherwise cached rendering; they cannot occur in text.
 _TOKEN = "\x00ck-token\x00"
 _NEXT = "\x00ck-next\x00"
+_NONCE = "\x00ck-nonce\x00"
+_NONCE_ATTR = "\x00ck-nonce-attr\x00"
+_BTOKEN, _BNEXT, _BNONCE_ATTR = (p.encode() for p in (_TOKEN, _NEXT, _NONCE_ATTR))
+_PLACEHOLDERS = re.compile(b"(\x00ck-[a-z-]+\x00)")
 _TOKEN_TTL = 600.0  # reuse an anti-forgery token this long (it is valid for two days)
 _CACHE_SIZE = 512
 
@@ -73,6 +78,7 @@ class Renderer:
         self._envs: dict[str, Environment] = {}
         self._cache: dict[tuple[Any, ...], str] = {}
         self._tokens: dict[str | None, tuple[float, str]] = {}
+        self._tags: dict[tuple[Any, ...], tuple[list[bytes], list[bytes]]] = {}
         self.css_url = self.static.url(kit.prefix, "consentkit.css")
         self.js_url = self.static.url(kit.prefix, "consentkit.js")
         self.consent_mode_url = self.static.url(kit.prefix, "consent-mode.js")
@@ -117,7 +123,7 @@ class Renderer:
             for p in self.policy.purposes
         ]
 
-    def banner(self, consent: Consent, locale: str, next_path: str) -> Markup:
+    def banner(self, consent: Consent, locale: str, next_path: str, token: str | None = None) -> Markup:
         """The banner (undecided) or the settings control (decided), for one visitor."""
         policy = self.policy
         gpc_off = policy.gpc_ids if consent.gpc and not consent.gpc_confirmed else frozenset()
@@ -142,8 +148,11 @@ class Renderer:
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.clear()
             self._cache[key] = html
-        token = self._token(consent.subject_id)
-        return Markup(html.replace(_TOKEN, token).replace(_NEXT, str(escape(next_path))))
+        if token is None:
+            token = self._token(consent.subject_id)
+        if next_path != _NEXT:
+            next_path = str(escape(next_path))
+        return Markup(html.replace(_TOKEN, token).replace(_NEXT, next_path))
 
     def _render_banner(
         self,
@@ -195,9 +204,41 @@ class Renderer:
 
     # -- tags around it -----------------------------------------------------------------------
 
+    def tags(self, consent: Consent, locale: str, next_path: str, nonce: str | None) -> tuple[bytes, bytes]:
+        """``(head, body)`` bytes to inject into one visitor's page; the hot path of injection.
+
+        Everything but the anti-forgery token, the return path and a CSP nonce is rendered once
+        per language and consent state and kept, already encoded.
+        """
+        prev = consent.previous
+        key = (
+            locale,
+            consent.decided,
+            consent.gpc and not consent.gpc_confirmed,
+            consent.granted,
+            None if prev is None else (prev.granted, prev.revision),
+        )
+        entry = self._tags.get(key)
+        if entry is None:
+            head = self.head_tags(consent, _NONCE)
+            banner = self.banner(consent, locale, _NEXT, _TOKEN)
+            body = f'{banner}<script src="{self.js_url}" defer{_NONCE_ATTR}></script>'
+            # Cut at the placeholders once: a request then joins a few pieces (bytes.replace
+            # would scan the whole 4 KB once per placeholder).
+            entry = (_PLACEHOLDERS.split(head.encode()), _PLACEHOLDERS.split(body.encode()))
+            if len(self._tags) >= _CACHE_SIZE:
+                self._tags.clear()
+            self._tags[key] = entry
+        subs = {
+            _BTOKEN: self._token(consent.subject_id).encode(),
+            _BNEXT: str(escape(next_path)).encode(),
+            _BNONCE_ATTR: b' nonce="' + str(escape(nonce)).encode() + b'"' if nonce else b"",
+        }
+        return b"".join([subs.get(p, p) for p in entry[0]]), b"".join([subs.get(p, p) for p in entry[1]])
+
     def head_tags(self, consent: Consent, nonce: str | None = None) -> str:
         """The stylesheet and the Consent Mode defaults, for the top of ``<head>``."""
-        n = f' nonce="{escape(nonce)}"' if nonce else ""
+        n = _NONCE_ATTR if nonce == _NONCE else f' nonce="{escape(nonce)}"' if nonce else ""
         tags = f'<link rel="stylesheet" href="{self.css_url}"{n}>'
         if self.mode_types:
             default = {t: "denied" for t in self.mode_types}
@@ -278,10 +319,5 @@ def translations(locale: str) -> NullTranslations:
 def scope_nonce(scope: Scope) -> str | None:
     """A CSP nonce the site put on the request (``request.state.csp_nonce``), if any."""
     state = scope.get("state")
-    if not state:
-        return None
-    try:
-        nonce = state["csp_nonce"]
-    except KeyError:
-        return None
+    nonce = state.get("csp_nonce") if state else None  # .get: no KeyError on every page
     return nonce if isinstance(nonce, str) else None

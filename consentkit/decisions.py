@@ -8,6 +8,7 @@ problem becomes a :class:`BadDecision` with the status and a message that says w
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -137,14 +138,21 @@ async def parse_decision(
     return Decision(action=action, granted=granted, method=str(method), next=nxt, json=is_json)
 
 
+_UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
 def is_safe_next(value: str) -> bool:
-    """Whether ``value`` is a path on this site (no scheme, no host, no tricks)."""
-    if not value.startswith("/") or value.startswith("//") or len(value) > 2048:
-        return False
-    if "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        return False
-    parts = urlsplit(value)
-    return not parts.scheme and not parts.netloc
+    """Whether ``value`` is a path on this site (no scheme, no host, no tricks).
+
+    One leading ``/`` and no second one right after it means no scheme and no host; browsers
+    read a backslash as a slash and drop control characters, so neither may appear at all.
+    """
+    return (
+        value.startswith("/")
+        and not value.startswith("//")
+        and len(value) <= 2048
+        and _UNSAFE_IN_PATH.search(value) is None
+    )
 
 
 async def _read_body(request: Request, headers: dict[str, str], limit: int, bad: Any) -> bytes:

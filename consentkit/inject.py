@@ -24,17 +24,35 @@ _BODY_END = re.compile(rb"</body\s*>", re.I)
 _CARRY = 16  # longer than "</body   >" could reasonably be split
 
 
+def head_end(html: bytes) -> int:
+    """Where the ``<head>`` tag ends in the first 8 KiB (-1 if there is none)."""
+    at = html.find(b"<head", 0, 8192)  # the usual spelling first: a C search, no regex
+    if at >= 0 and html[at + 5 : at + 6] in (b">", b" ", b"\t", b"\n", b"\r"):
+        close = html.find(b">", at)
+        return close + 1 if close >= 0 else -1
+    match = _HEAD.search(html, 0, 8192)
+    return match.end() if match is not None else -1
+
+
+def body_end(html: bytes) -> int:
+    """Where the last ``</body>`` starts (-1 if there is none)."""
+    at = html.rfind(b"</body>")
+    if at >= 0:
+        return at
+    ends = list(_BODY_END.finditer(html))
+    return ends[-1].start() if ends else -1
+
+
 def insert(html: bytes, head: bytes, body: bytes) -> bytes:
     """``html`` with ``head`` after its ``<head>`` tag and ``body`` before its last ``</body>``."""
-    match = _HEAD.search(html, 0, 8192)
-    if match is not None:
-        html = html[: match.end()] + head + html[match.end() :]
-        head = b""
-    ends = list(_BODY_END.finditer(html))
-    if ends:
-        at = ends[-1].start()
-        return html[:at] + head + body + html[at:]
-    return html + head + body
+    h = head_end(html)
+    b = body_end(html)
+    if h < 0 or (b >= 0 and b < h):
+        body, head = head + body, b""
+        h = 0
+    if b < 0:
+        return html[:h] + head + html[h:] + body
+    return html[:h] + head + html[h:b] + body + html[b:]
 
 
 class Injector:

@@ -146,13 +146,7 @@ class ConsentMiddleware:
             locale = renderer.locale(accept_language)
             query = scope.get("query_string", b"")
             here = scope["path"] + ("?" + query.decode("latin-1") if query else "")
-            nonce = scope_nonce(scope)
-            return (
-                renderer.head_tags(consent, nonce).encode("utf-8"),
-                renderer.body_tags(consent, locale, here if is_safe_next(here) else "/", nonce).encode(
-                    "utf-8"
-                ),
-            )
+            return renderer.tags(consent, locale, here if is_safe_next(here) else "/", scope_nonce(scope))
 
         def send_start(message: Message) -> Awaitable[None]:
             # The page now shows the banner in the visitor's language, or the settings control.
