@@ -22,8 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from consentkit import Policy, open_ledger
-from consentkit.ledger.records import GENESIS_HASH, NewRecord, seal
-from consentkit.ledger.sqlite import _INSERT, SQLiteLedger
+from consentkit.ledger.postgres import _UPSERT_DAILY as PG_UPSERT_DAILY
+from consentkit.ledger.records import GENESIS_HASH, NewRecord, daily_counts_of_rows, seal
+from consentkit.ledger.sqlite import _INSERT, _UPSERT_DAILY, SQLiteLedger
 
 ROOT = Path(__file__).resolve().parent.parent
 USER_AGENTS = [
@@ -112,6 +113,8 @@ async def main() -> None:
             conn.executemany(
                 "INSERT INTO consentkit_pii_salts VALUES (?,?)", [(r.seq, r.pii_salt) for r in batch]
             )
+            daily = daily_counts_of_rows(r.row() for r in batch)
+            conn.executemany(_UPSERT_DAILY, [(d, m, n) for (d, m), n in daily.items()])
             conn.execute("COMMIT")
             written += len(batch)
         conn.execute(
@@ -141,6 +144,8 @@ async def main() -> None:
                         records=[(r.seq, r.pii_salt) for r in batch],
                         schema_name=ledger.schema,  # type: ignore[attr-defined]
                     )
+                    daily = daily_counts_of_rows(r.row() for r in batch)
+                    await conn.executemany(PG_UPSERT_DAILY, [(d, m, n) for (d, m), n in daily.items()])
                 written += len(batch)
                 last = batch[-1]
             if last is not None:

@@ -158,3 +158,66 @@ def test_receipt_command_shows_the_record_or_fails(any_ledger_url):
     assert missing.returncode == 1 and "no record" in missing.stderr
     bad = run_cli("receipt", "--ledger", any_ledger_url, "not-hex")
     assert bad.returncode == 2 and "hex" in bad.stderr
+
+
+async def test_daily_figures_follow_every_commit_and_match_the_records(any_ledger_url):
+    from consentkit.stats import compute
+
+    ledger = open_ledger(any_ledger_url)
+    try:
+        await asyncio.gather(
+            *(
+                ledger.append(entry(f"s{i % 7}", ("accept_all", "reject_all")[i % 2], gpc=i % 3 == 0))
+                for i in range(60)
+            )
+        )
+        await ledger.erase("s1")
+        daily = await ledger.daily()
+        stats = await compute(ledger.records())
+        ((day, figures),) = daily.items()
+        assert figures["records"] == stats.total.records == 61
+        assert figures["decisions"] == stats.total.decisions == 60
+        assert figures["gpc"] == stats.total.gpc
+        assert figures["action:erase"] == 1
+        assert figures["granted:analytics"] == stats.total.granted["analytics"] == 30
+        assert figures["asked:analytics"] == 60
+        assert await ledger.count_subjects() == 6  # s1 erased
+    finally:
+        await ledger.close()
+
+
+async def test_meta_and_access_log(any_ledger_url):
+    ledger = open_ledger(any_ledger_url)
+    try:
+        await ledger.open()
+        assert await ledger.get_meta("last_verify") is None
+        await ledger.set_meta("last_verify", "a")
+        await ledger.set_meta("last_verify", "b")
+        assert await ledger.get_meta("last_verify") == "b"
+        await ledger.log_access("alice", "203.0.113.0/24", "GET", "/consent/audit", 200)
+        await ledger.log_access(None, None, "GET", "/consent/audit/records", 401)
+        log = await ledger.access_log()
+        assert [(e["user"], e["status"]) for e in log] == [(None, 401), ("alice", 200)]
+    finally:
+        await ledger.close()
+
+
+async def test_a_version_1_sqlite_ledger_gets_its_daily_figures_on_opening(tmp_path):
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    ledger = open_ledger(url)
+    await asyncio.gather(*(ledger.append(entry(f"s{i}")) for i in range(10)))
+    await ledger.close()
+    conn = sqlite3.connect(tmp_path / "old.db")
+    conn.execute("DROP TABLE consentkit_daily")
+    conn.execute("UPDATE consentkit_meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    again = open_ledger(url)
+    try:
+        (figures,) = (await again.daily()).values()
+        assert figures["records"] == 10 and figures["granted:analytics"] == 10
+        assert await again.get_meta("schema_version") == "2"
+    finally:
+        await again.close()

@@ -10,7 +10,7 @@ from typing import Any
 from .records import LedgerRecord, NewRecord
 from .verify import ChainVerifier, VerifyReport
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-day figures (consentkit_daily) and the audit access log
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +129,34 @@ class Ledger(abc.ABC):
             if not verifier.feed_rows(rows):
                 break
         return verifier.report()
+
+    @abc.abstractmethod
+    async def daily(
+        self, first_day: str | None = None, last_day: str | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Per-day figures kept with every commit: ``{day: {metric: count}}`` (see ``add_daily``)."""
+
+    @abc.abstractmethod
+    async def count_subjects(self) -> int:
+        """How many distinct subjects have records (erased ones no longer count)."""
+
+    @abc.abstractmethod
+    async def log_access(
+        self, user: str | None, ip_prefix: str | None, method: str, path: str, status: int
+    ) -> None:
+        """Keep one access to the auditor's desk."""
+
+    @abc.abstractmethod
+    async def access_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest accesses to the auditor's desk, newest first."""
+
+    @abc.abstractmethod
+    async def get_meta(self, key: str) -> str | None:
+        """A value of the ledger's own bookkeeping (e.g. ``last_verify``)."""
+
+    @abc.abstractmethod
+    async def set_meta(self, key: str, value: str) -> None:
+        """Set a value of the ledger's own bookkeeping."""
 
     @abc.abstractmethod
     async def last_seq(self) -> int:

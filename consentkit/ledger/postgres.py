@@ -29,7 +29,15 @@ import asyncpg
 
 from ..errors import ConfigurationError, LedgerCorrupt, LedgerNotFound, LedgerUnavailable, SubjectNotFound
 from .base import COLUMNS_SQL, SCHEMA_VERSION, Ledger, RecordFilter, where_clause
-from .records import LedgerRecord, NewRecord, erasure_record, seal_batch, utc_timestamp
+from .records import (
+    LedgerRecord,
+    NewRecord,
+    add_daily,
+    daily_counts_of_rows,
+    erasure_record,
+    seal_batch,
+    utc_timestamp,
+)
 
 log = logging.getLogger("consentkit.ledger")
 
@@ -75,7 +83,28 @@ MIGRATIONS: dict[int, list[str]] = {
         )""",
     ],
 }
+MIGRATIONS[2] = [
+    """CREATE TABLE consentkit_daily (
+        day TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        count BIGINT NOT NULL,
+        PRIMARY KEY (day, metric)
+    )""",
+    """CREATE TABLE consentkit_audit_log (
+        id BIGSERIAL PRIMARY KEY,
+        at TEXT NOT NULL,
+        "user" TEXT,
+        ip_prefix TEXT,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        status INTEGER NOT NULL
+    )""",
+]
 assert max(MIGRATIONS) == SCHEMA_VERSION
+_UPSERT_DAILY = (
+    "INSERT INTO consentkit_daily (day, metric, count) VALUES ($1, $2, $3) "
+    "ON CONFLICT (day, metric) DO UPDATE SET count = consentkit_daily.count + excluded.count"
+)
 
 _INSERT = (
     "INSERT INTO consentkit_ledger (seq, event_id, recorded_at, subject_id, action, purposes, "
@@ -180,6 +209,11 @@ class PostgresLedger(Ledger):
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[version]:
                     await conn.execute(statement)
+                if version == 2 and current >= 1:
+                    # Build the per-day figures from the records already there.
+                    sql = f"SELECT {COLUMNS_SQL}, NULL FROM consentkit_ledger l"
+                    counts = daily_counts_of_rows([r async for r in conn.cursor(sql, prefetch=5000)])
+                    await conn.executemany(_UPSERT_DAILY, [(d, m, n) for (d, m), n in counts.items()])
                 log.info("consent ledger schema migrated to version %d", version)
             if current == 0:
                 await conn.execute(
@@ -295,6 +329,10 @@ class PostgresLedger(Ledger):
         await conn.executemany(
             "INSERT INTO consentkit_pii_salts VALUES ($1, $2)", [(r.seq, r.pii_salt) for r in sealed]
         )
+        counts: dict[tuple[str, str], int] = {}
+        for entry, rec in zip(entries, sealed, strict=True):
+            add_daily(counts, rec.recorded_at, entry.action, entry.method, entry.gpc, entry.purposes)
+        await conn.executemany(_UPSERT_DAILY, [(d, m, n) for (d, m), n in counts.items()])
         last = sealed[-1]
         await conn.execute(
             "INSERT INTO consentkit_head VALUES (1, $1, $2, $3) "
@@ -364,6 +402,78 @@ class PostgresLedger(Ledger):
                         break
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
+
+    async def _fetch(self, sql: str, *params: Any) -> list[Any]:
+        pool = await self._get_pool()
+        try:
+            rows: list[Any] = await pool.fetch(sql, *params)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
+        return rows
+
+    async def _execute(self, sql: str, *params: Any) -> None:
+        pool = await self._get_pool()
+        try:
+            await pool.execute(sql, *params)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise LedgerUnavailable(f"the consent ledger could not be written: {exc}") from exc
+
+    async def daily(
+        self, first_day: str | None = None, last_day: str | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Per-day figures: ``{day: {metric: count}}``."""
+        rows = await self._fetch(
+            "SELECT day, metric, count FROM consentkit_daily WHERE day >= $1 AND day <= $2 ORDER BY day",
+            first_day or "",
+            last_day or "9999",
+        )
+        out: dict[str, dict[str, int]] = {}
+        for day, metric, count in rows:
+            out.setdefault(day, {})[metric] = int(count)
+        return out
+
+    async def count_subjects(self) -> int:
+        """Distinct subjects with records."""
+        rows = await self._fetch("SELECT count(DISTINCT subject_id) FROM consentkit_ledger")
+        return int(rows[0][0])
+
+    async def log_access(
+        self, user: str | None, ip_prefix: str | None, method: str, path: str, status: int
+    ) -> None:
+        """Keep one access to the auditor's desk."""
+        await self._execute(
+            'INSERT INTO consentkit_audit_log (at, "user", ip_prefix, method, path, status) '
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            utc_timestamp(),
+            user,
+            ip_prefix,
+            method,
+            path,
+            status,
+        )
+
+    async def access_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest accesses to the auditor's desk, newest first."""
+        rows = await self._fetch(
+            'SELECT at, "user", ip_prefix, method, path, status FROM consentkit_audit_log '
+            "ORDER BY id DESC LIMIT $1",
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def get_meta(self, key: str) -> str | None:
+        """A value of the ledger's own bookkeeping."""
+        rows = await self._fetch("SELECT value FROM consentkit_meta WHERE key = $1", key)
+        return str(rows[0][0]) if rows else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Set a value of the ledger's own bookkeeping."""
+        await self._execute(
+            "INSERT INTO consentkit_meta (key, value) VALUES ($1, $2) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            key,
+            value,
+        )
 
     async def last_seq(self) -> int:
         """The highest ``seq`` in the ledger (0 when empty)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -217,6 +217,50 @@ class LedgerRecord:
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
+
+
+DECISION_ACTIONS = frozenset({"accept_all", "reject_all", "save", "withdraw", "record"})
+
+
+def add_daily(
+    counts: dict[tuple[str, str], int],
+    recorded_at: str,
+    action: str,
+    method: str,
+    gpc: bool,
+    purposes: Mapping[str, bool],
+) -> None:
+    """Count one record into the per-day figures the auditor's overview reads.
+
+    Metrics: ``records``, ``action:<a>``, ``method:<m>``, and for decisions ``decisions``,
+    ``gpc``, ``asked:<purpose>`` and ``granted:<purpose>``.
+    """
+    day = recorded_at[:10]
+    for metric in ("records", f"action:{action}", f"method:{method}"):
+        counts[(day, metric)] = counts.get((day, metric), 0) + 1
+    if action not in DECISION_ACTIONS:
+        return
+    counts[(day, "decisions")] = counts.get((day, "decisions"), 0) + 1
+    if gpc:
+        counts[(day, "gpc")] = counts.get((day, "gpc"), 0) + 1
+    for pid, granted in purposes.items():
+        key = (day, f"asked:{pid}")
+        counts[key] = counts.get(key, 0) + 1
+        if granted:
+            key = (day, f"granted:{pid}")
+            counts[key] = counts.get(key, 0) + 1
+
+
+def daily_counts_of_rows(rows: Iterable[Any]) -> dict[tuple[str, str], int]:
+    """Per-day figures of stored rows (for building them for an existing ledger)."""
+    counts: dict[tuple[str, str], int] = {}
+    loads = json.loads
+    for row in rows:
+        action = row[4]
+        add_daily(
+            counts, row[2], action, row[6], bool(row[13]), loads(row[5]) if action in DECISION_ACTIONS else {}
+        )
+    return counts
 
 
 def utc_timestamp(now: datetime | None = None) -> str:

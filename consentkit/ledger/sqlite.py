@@ -24,7 +24,15 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, LedgerCorrupt, LedgerNotFound, LedgerUnavailable, SubjectNotFound
 from .base import COLUMNS_SQL, SCHEMA_VERSION, Ledger, RecordFilter, where_clause
-from .records import LedgerRecord, NewRecord, erasure_record, seal_batch, utc_timestamp
+from .records import (
+    LedgerRecord,
+    NewRecord,
+    add_daily,
+    daily_counts_of_rows,
+    erasure_record,
+    seal_batch,
+    utc_timestamp,
+)
 
 log = logging.getLogger("consentkit.ledger")
 
@@ -67,6 +75,28 @@ CREATE TABLE IF NOT EXISTS consentkit_policies (
     first_seen TEXT NOT NULL
 );
 """
+# Schema version 2.
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS consentkit_daily (
+    day TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (day, metric)
+);
+CREATE TABLE IF NOT EXISTS consentkit_audit_log (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    user TEXT,
+    ip_prefix TEXT,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status INTEGER NOT NULL
+);
+"""
+_UPSERT_DAILY = (
+    "INSERT INTO consentkit_daily (day, metric, count) VALUES (?, ?, ?) "
+    "ON CONFLICT (day, metric) DO UPDATE SET count = count + excluded.count"
+)
 
 _INSERT = (
     "INSERT INTO consentkit_ledger (seq, event_id, recorded_at, subject_id, action, purposes, "
@@ -149,7 +179,7 @@ class SQLiteLedger(Ledger):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # executescript() would COMMIT first; run the statements inside our transaction.
-                for statement in _SCHEMA.split(";"):
+                for statement in (_SCHEMA + _SCHEMA_V2).split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 row = conn.execute("SELECT value FROM consentkit_meta WHERE key='schema_version'").fetchone()
@@ -162,6 +192,16 @@ class SQLiteLedger(Ledger):
                     raise LedgerCorrupt(
                         f"{self.path} has ledger schema version {row[0]}, newer than this consentkit "
                         f"understands ({SCHEMA_VERSION}); upgrade consentkit"
+                    )
+                elif int(row[0]) < 2:
+                    # Version 1 -> 2: build the per-day figures from the records already there.
+                    rows = conn.execute(f"SELECT {COLUMNS_SQL}, NULL FROM consentkit_ledger l")
+                    counts = daily_counts_of_rows(rows)
+                    conn.execute("DELETE FROM consentkit_daily")
+                    conn.executemany(_UPSERT_DAILY, [(d, m, n) for (d, m), n in counts.items()])
+                    conn.execute(
+                        "UPDATE consentkit_meta SET value = ? WHERE key = 'schema_version'",
+                        (str(SCHEMA_VERSION),),
                     )
                 conn.execute("COMMIT")
             except BaseException:
@@ -325,6 +365,10 @@ class SQLiteLedger(Ledger):
         conn.executemany(
             "INSERT INTO consentkit_pii_salts VALUES (?,?)", [(r.seq, r.pii_salt) for r in sealed]
         )
+        counts: dict[tuple[str, str], int] = {}
+        for entry, rec in zip(entries, sealed, strict=True):
+            add_daily(counts, rec.recorded_at, entry.action, entry.method, entry.gpc, entry.purposes)
+        conn.executemany(_UPSERT_DAILY, [(d, m, n) for (d, m), n in counts.items()])
         return sealed
 
     async def erase(self, subject_id: str) -> LedgerRecord:
@@ -398,6 +442,72 @@ class SQLiteLedger(Ledger):
             raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
         finally:
             conn.close()
+
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        def read() -> list[Any]:
+            conn = self._reader()
+            try:
+                return conn.execute(sql, params).fetchall()
+            finally:
+                conn.close()
+
+        rows: list[Any] = await asyncio.to_thread(_guard(read))
+        return rows
+
+    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        # Through the writer thread, so that it never races a group commit for the lock.
+        await self._call_writer(lambda: self._transaction(lambda conn: conn.execute(sql, params)))
+
+    async def daily(
+        self, first_day: str | None = None, last_day: str | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Per-day figures: ``{day: {metric: count}}``."""
+        rows = await self._read(
+            "SELECT day, metric, count FROM consentkit_daily WHERE day >= ? AND day <= ? ORDER BY day",
+            (first_day or "", last_day or "9999"),
+        )
+        out: dict[str, dict[str, int]] = {}
+        for day, metric, count in rows:
+            out.setdefault(day, {})[metric] = count
+        return out
+
+    async def count_subjects(self) -> int:
+        """Distinct subjects with records."""
+        rows = await self._read("SELECT count(DISTINCT subject_id) FROM consentkit_ledger")
+        return int(rows[0][0])
+
+    async def log_access(
+        self, user: str | None, ip_prefix: str | None, method: str, path: str, status: int
+    ) -> None:
+        """Keep one access to the auditor's desk."""
+        await self._write(
+            "INSERT INTO consentkit_audit_log (at, user, ip_prefix, method, path, status) "
+            "VALUES (?,?,?,?,?,?)",
+            (utc_timestamp(), user, ip_prefix, method, path, status),
+        )
+
+    async def access_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest accesses to the auditor's desk, newest first."""
+        rows = await self._read(
+            "SELECT at, user, ip_prefix, method, path, status FROM consentkit_audit_log "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        keys = ("at", "user", "ip_prefix", "method", "path", "status")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    async def get_meta(self, key: str) -> str | None:
+        """A value of the ledger's own bookkeeping."""
+        rows = await self._read("SELECT value FROM consentkit_meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Set a value of the ledger's own bookkeeping."""
+        await self._write(
+            "INSERT INTO consentkit_meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     async def last_seq(self) -> int:
         """The highest ``seq`` in the ledger (0 when empty)."""
