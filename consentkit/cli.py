@@ -253,6 +253,93 @@ def erase(ledger_url: str, subject: str, yes: bool) -> None:
     click.echo(f"erased {count} records of that subject; the erasure is record seq {record.seq}")
 
 
+@main.command("hash-password")
+def hash_password_command() -> None:
+    """Make a password hash for ConsentKit(audit_users={"name": HASH}) (asks for the password)."""
+    from .audit import hash_password
+
+    password = click.prompt("Audit password", hide_input=True, confirmation_prompt=True)
+    try:
+        click.echo(hash_password(password))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@ledger_option
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.option("--since", help="First day (YYYY-MM-DD, UTC).")
+@click.option("--until", help="Last day (YYYY-MM-DD, UTC), inclusive.")
+@click.option("--title", default="", help="Who the report is about (the controller's name).")
+def report(ledger_url: str, out: Path, since: str | None, until: str | None, title: str) -> None:
+    """Write the overview (consent rates over time as charts, decisions, GPC, chain) to one
+    self-contained HTML file, for sending to a regulator."""
+    from datetime import datetime as _dt
+
+    from markupsafe import Markup
+
+    from .audit import _css
+    from .ledger.parallel import verify_parallel
+    from .overview import build
+
+    for name, value in (("--since", since), ("--until", until)):
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise click.BadParameter(
+                    f"{value!r} is not a date like 2026-11-01", param_hint=name
+                ) from None
+
+    verified = verify_parallel(ledger_url)
+
+    async def go() -> Any:
+        ledger = open_ledger(ledger_url, create=False)
+        try:
+            await ledger.open()
+            o = await build(ledger, since, until)
+            o.last_verify = {
+                "at": _dt.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                "ok": verified.ok,
+                "records": verified.records,
+                "head": verified.head_hash,
+                "first_bad_seq": verified.first_bad_seq,
+                "problem": verified.problem,
+            }
+            return o
+        finally:
+            await ledger.close()
+
+    overview = _run(go())
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("consentkit", "templates"), autoescape=select_autoescape(default=True)
+    )
+    html = env.get_template("consentkit/audit/report.html").render(
+        o=overview,
+        titles={},
+        controller=title,
+        css=Markup(_css()),
+        made=_dt.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        ledger=_safe_url(ledger_url),
+    )
+    out.write_text(html, encoding="utf-8")
+    state = "chain intact" if verified.ok else f"CHAIN BROKEN at seq {verified.first_bad_seq}"
+    click.echo(f"wrote {out} ({overview.records} records, {state})")
+
+
+def _safe_url(url: str) -> str:
+    """A ledger URL without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
 def _progress(verb: str) -> Callable[[int], None] | None:
     if not sys.stderr.isatty():
         return None

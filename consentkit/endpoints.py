@@ -71,6 +71,9 @@ class Endpoints:
         if sub.endswith("/") and sub != "/":
             sub = sub.rstrip("/")
         sub = "" if sub == "/" else sub
+        if sub == "/audit" or sub.startswith("/audit/"):
+            await (await self.kit.audit(request))(scope, receive, send)
+            return
         methods = self.routes.get(sub)
         if methods is None and sub.startswith("/static/"):
             methods = {"GET": self.static}

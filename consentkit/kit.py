@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Scope
 
+from .audit import AuditDesk
 from .banner import Renderer, scope_nonce
 from .canonical import canonical_json
 from .consent import Consent, evaluate
@@ -61,6 +62,8 @@ class ConsentKit:
         max_body: int = 16 * 1024,
         inject: bool = True,
         template_loader: BaseLoader | None = None,
+        audit_users: Mapping[str, str] | None = None,
+        audit_token: str | None = None,
     ) -> None:
         self.policy = policy if isinstance(policy, Policy) else Policy.from_toml(policy)
         keys = list(secret_keys or [])
@@ -93,6 +96,7 @@ class ConsentKit:
         self._by_header: dict[tuple[bytes, bool], Consent] = {}
         self._undecided = {gpc: evaluate(self.policy, None, gpc, 0.0) for gpc in (False, True)}
         self.inject = inject
+        self.audit = AuditDesk(self, audit_users, audit_token)
         self.renderer = Renderer(self, template_loader)
         self._cookie_rx = re.compile(rf"(?:^|;)\s*{re.escape(cookie_name)}=([^;]*)")
         self.max_age = self.policy.consent_lifetime_days * 86400

@@ -25,6 +25,7 @@ class RecordFilter:
     first_seq: int | None = None  # inclusive bounds on seq (parallel verification reads ranges)
     last_seq: int | None = None
     receipt: str | None = None  # records whose hash starts with this (a cookie's receipt)
+    method: str | None = None
 
     def row_filter(self) -> Callable[[Any], bool] | None:
         """A test for raw rows, for the filters a backend does not apply in its query."""
@@ -46,6 +47,7 @@ def where_clause(flt: RecordFilter, placeholder: Callable[[int], str]) -> tuple[
         ("recorded_at", flt.until, "<"),
         ("subject_id", flt.subject_id, "="),
         ("action", flt.action, "="),
+        ("method", flt.method, "="),
         ("seq", flt.first_seq, ">="),
         ("seq", flt.last_seq, "<="),
         # A hex prefix as a range, so that the index on hash serves it: "ab12" <= h < "ab12g".
