@@ -78,7 +78,7 @@ def test_passwords_are_never_configured_in_clear(make_kit):
     ids=["none", "wrong-password", "unknown-user", "wrong-token", "garbage"],
 )
 async def test_wrong_or_missing_credentials_get_401(desk, headers):
-    kit, client = desk
+    _kit, client = desk
     r = await client.get("/consent/audit", headers=headers)
     assert r.status_code == 401
     assert r.headers["www-authenticate"].startswith("Basic ")
@@ -86,7 +86,7 @@ async def test_wrong_or_missing_credentials_get_401(desk, headers):
 
 
 async def test_right_credentials_and_the_token_open_the_desk(desk):
-    kit, client = desk
+    _kit, client = desk
     assert (await client.get("/consent/audit", headers=ALICE)).status_code == 200
     assert (
         await client.get("/consent/audit", headers={"authorization": f"Bearer {TOKEN}"})
@@ -94,7 +94,7 @@ async def test_right_credentials_and_the_token_open_the_desk(desk):
 
 
 async def test_failed_sign_ins_are_rate_limited(desk):
-    kit, client = desk
+    _kit, client = desk
     for _ in range(5):
         assert (
             await client.get("/consent/audit", headers=basic("alice", "guess guess guess"))
@@ -132,7 +132,7 @@ async def test_every_access_is_kept_in_the_access_log(desk):
 
 
 async def test_overview_shows_the_ledgers_figures(desk):
-    kit, client = desk
+    _kit, client = desk
     await visitors(client, 12)
     html = (await client.get("/consent/audit", headers=ALICE)).text
     figures = dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]+)</dd>", html))
@@ -145,7 +145,7 @@ async def test_overview_shows_the_ledgers_figures(desk):
 
 
 async def test_verify_now_keeps_the_outcome(desk):
-    kit, client = desk
+    _kit, client = desk
     await visitors(client, 3)
     refused = await client.post("/consent/audit/verify", headers={**ALICE, "origin": "https://evil.example"})
     assert refused.status_code == 403
@@ -156,7 +156,7 @@ async def test_verify_now_keeps_the_outcome(desk):
 
 
 async def test_records_filter_paginate_and_show_details(desk):
-    kit, client = desk
+    _kit, client = desk
     await visitors(client, 60)
     first = (await client.get("/consent/audit/records", headers=ALICE)).text
     seqs = [int(s) for s in re.findall(r'/consent/audit/records/(\d+)"', first)]
