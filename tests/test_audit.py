@@ -177,7 +177,7 @@ async def test_records_filter_paginate_and_show_details(desk):
 
 
 async def test_export_streams_the_same_as_the_cli(desk, ledger_url):
-    kit, client = desk
+    _kit, client = desk
     await visitors(client, 9)
     r = await client.get("/consent/audit/export?format=csv&action=reject_all", headers=ALICE)
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
