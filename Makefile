@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 LEDGER ?= sqlite:///demo-ledger.db
 
-.PHONY: venv demo test bench lint format clean i18n
+.PHONY: venv demo test bench lint format clean i18n browser-deps
 
 venv: $(VENV)/.installed
 
@@ -19,8 +19,13 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(PY) -m demo_site --host $(HOST) --port $(PORT) --ledger $(LEDGER)
 
-test: venv
+test: venv browser-deps
 	$(PY) -m pytest
+
+# axe-core for the browser tests' accessibility checks (needs npm; Chromium comes from Debian).
+browser-deps:
+	@if command -v npm >/dev/null 2>&1 && [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then \
+		cd tests/browser && npm ci --no-audit --no-fund --silent; fi
 
 bench: venv
 	$(PY) benchmarks/middleware.py
