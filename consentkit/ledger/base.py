@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .records import LedgerRecord, NewRecord
+from .records import LedgerRecord, NewRecord, utc_timestamp
 from .verify import ChainVerifier, VerifyReport
 
 SCHEMA_VERSION = 2  # 2: per-day figures (consentkit_daily) and the audit access log
@@ -132,34 +132,66 @@ class Ledger(abc.ABC):
                 break
         return verifier.report()
 
+    # -- the small queries both backends answer the same way ---------------------------------
+
     @abc.abstractmethod
+    async def _select(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Rows of one read query (``?`` placeholders)."""
+
+    @abc.abstractmethod
+    async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """One write outside the chain (``?`` placeholders)."""
+
     async def daily(
         self, first_day: str | None = None, last_day: str | None = None
     ) -> dict[str, dict[str, int]]:
         """Per-day figures kept with every commit: ``{day: {metric: count}}`` (see ``add_daily``)."""
+        rows = await self._select(
+            "SELECT day, metric, count FROM consentkit_daily WHERE day >= ? AND day <= ? ORDER BY day",
+            (first_day or "", last_day or "9999"),
+        )
+        out: dict[str, dict[str, int]] = {}
+        for day, metric, count in rows:
+            out.setdefault(day, {})[metric] = int(count)
+        return out
 
-    @abc.abstractmethod
     async def count_subjects(self) -> int:
         """How many distinct subjects have records (erased ones no longer count)."""
+        return int((await self._select("SELECT count(DISTINCT subject_id) FROM consentkit_ledger"))[0][0])
 
-    @abc.abstractmethod
+    async def last_seq(self) -> int:
+        """The highest ``seq`` in the ledger (0 when empty)."""
+        return int((await self._select("SELECT coalesce(max(seq), 0) FROM consentkit_ledger"))[0][0])
+
     async def log_access(
         self, user: str | None, ip_prefix: str | None, method: str, path: str, status: int
     ) -> None:
         """Keep one access to the auditor's desk."""
+        await self._execute(
+            'INSERT INTO consentkit_audit_log (at, "user", ip_prefix, method, path, status) '
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (utc_timestamp(), user, ip_prefix, method, path, status),
+        )
 
-    @abc.abstractmethod
     async def access_log(self, limit: int = 100) -> list[dict[str, Any]]:
         """The latest accesses to the auditor's desk, newest first."""
+        rows = await self._select(
+            'SELECT at, "user", ip_prefix, method, path, status FROM consentkit_audit_log '
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        keys = ("at", "user", "ip_prefix", "method", "path", "status")
+        return [dict(zip(keys, tuple(row), strict=True)) for row in rows]
 
-    @abc.abstractmethod
     async def get_meta(self, key: str) -> str | None:
         """A value of the ledger's own bookkeeping (e.g. ``last_verify``)."""
+        rows = await self._select("SELECT value FROM consentkit_meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
-    @abc.abstractmethod
     async def set_meta(self, key: str, value: str) -> None:
         """Set a value of the ledger's own bookkeeping."""
-
-    @abc.abstractmethod
-    async def last_seq(self) -> int:
-        """The highest ``seq`` in the ledger (0 when empty)."""
+        await self._execute(
+            "INSERT INTO consentkit_meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )

@@ -403,85 +403,20 @@ class PostgresLedger(Ledger):
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
 
-    async def _fetch(self, sql: str, *params: Any) -> list[Any]:
+    async def _select(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         pool = await self._get_pool()
         try:
-            rows: list[Any] = await pool.fetch(sql, *params)
+            rows: list[Any] = await pool.fetch(_dollars(sql), *params)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
         return rows
 
-    async def _execute(self, sql: str, *params: Any) -> None:
+    async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         pool = await self._get_pool()
         try:
-            await pool.execute(sql, *params)
+            await pool.execute(_dollars(sql), *params)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise LedgerUnavailable(f"the consent ledger could not be written: {exc}") from exc
-
-    async def daily(
-        self, first_day: str | None = None, last_day: str | None = None
-    ) -> dict[str, dict[str, int]]:
-        """Per-day figures: ``{day: {metric: count}}``."""
-        rows = await self._fetch(
-            "SELECT day, metric, count FROM consentkit_daily WHERE day >= $1 AND day <= $2 ORDER BY day",
-            first_day or "",
-            last_day or "9999",
-        )
-        out: dict[str, dict[str, int]] = {}
-        for day, metric, count in rows:
-            out.setdefault(day, {})[metric] = int(count)
-        return out
-
-    async def count_subjects(self) -> int:
-        """Distinct subjects with records."""
-        rows = await self._fetch("SELECT count(DISTINCT subject_id) FROM consentkit_ledger")
-        return int(rows[0][0])
-
-    async def log_access(
-        self, user: str | None, ip_prefix: str | None, method: str, path: str, status: int
-    ) -> None:
-        """Keep one access to the auditor's desk."""
-        await self._execute(
-            'INSERT INTO consentkit_audit_log (at, "user", ip_prefix, method, path, status) '
-            "VALUES ($1, $2, $3, $4, $5, $6)",
-            utc_timestamp(),
-            user,
-            ip_prefix,
-            method,
-            path,
-            status,
-        )
-
-    async def access_log(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The latest accesses to the auditor's desk, newest first."""
-        rows = await self._fetch(
-            'SELECT at, "user", ip_prefix, method, path, status FROM consentkit_audit_log '
-            "ORDER BY id DESC LIMIT $1",
-            limit,
-        )
-        return [dict(r) for r in rows]
-
-    async def get_meta(self, key: str) -> str | None:
-        """A value of the ledger's own bookkeeping."""
-        rows = await self._fetch("SELECT value FROM consentkit_meta WHERE key = $1", key)
-        return str(rows[0][0]) if rows else None
-
-    async def set_meta(self, key: str, value: str) -> None:
-        """Set a value of the ledger's own bookkeeping."""
-        await self._execute(
-            "INSERT INTO consentkit_meta (key, value) VALUES ($1, $2) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            key,
-            value,
-        )
-
-    async def last_seq(self) -> int:
-        """The highest ``seq`` in the ledger (0 when empty)."""
-        pool = await self._get_pool()
-        try:
-            return int(await pool.fetchval("SELECT coalesce(max(seq), 0) FROM consentkit_ledger"))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
 
     async def history(self, subject_id: str) -> list[LedgerRecord]:
         """One subject's records, oldest first."""
@@ -495,3 +430,9 @@ class PostgresLedger(Ledger):
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
         return None if value is None else str(value)
+
+
+def _dollars(sql: str) -> str:
+    """``?`` placeholders (the backends' shared spelling) to PostgreSQL's ``$1, $2…``."""
+    parts = sql.split("?")
+    return "".join(part + (f"${i}" if i < len(parts) else "") for i, part in enumerate(parts, start=1))

@@ -443,7 +443,7 @@ class SQLiteLedger(Ledger):
         finally:
             conn.close()
 
-    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    async def _select(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         def read() -> list[Any]:
             conn = self._reader()
             try:
@@ -454,72 +454,9 @@ class SQLiteLedger(Ledger):
         rows: list[Any] = await asyncio.to_thread(_guard(read))
         return rows
 
-    async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+    async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         # Through the writer thread, so that it never races a group commit for the lock.
         await self._call_writer(lambda: self._transaction(lambda conn: conn.execute(sql, params)))
-
-    async def daily(
-        self, first_day: str | None = None, last_day: str | None = None
-    ) -> dict[str, dict[str, int]]:
-        """Per-day figures: ``{day: {metric: count}}``."""
-        rows = await self._read(
-            "SELECT day, metric, count FROM consentkit_daily WHERE day >= ? AND day <= ? ORDER BY day",
-            (first_day or "", last_day or "9999"),
-        )
-        out: dict[str, dict[str, int]] = {}
-        for day, metric, count in rows:
-            out.setdefault(day, {})[metric] = count
-        return out
-
-    async def count_subjects(self) -> int:
-        """Distinct subjects with records."""
-        rows = await self._read("SELECT count(DISTINCT subject_id) FROM consentkit_ledger")
-        return int(rows[0][0])
-
-    async def log_access(
-        self, user: str | None, ip_prefix: str | None, method: str, path: str, status: int
-    ) -> None:
-        """Keep one access to the auditor's desk."""
-        await self._write(
-            "INSERT INTO consentkit_audit_log (at, user, ip_prefix, method, path, status) "
-            "VALUES (?,?,?,?,?,?)",
-            (utc_timestamp(), user, ip_prefix, method, path, status),
-        )
-
-    async def access_log(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The latest accesses to the auditor's desk, newest first."""
-        rows = await self._read(
-            "SELECT at, user, ip_prefix, method, path, status FROM consentkit_audit_log "
-            "ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        keys = ("at", "user", "ip_prefix", "method", "path", "status")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
-
-    async def get_meta(self, key: str) -> str | None:
-        """A value of the ledger's own bookkeeping."""
-        rows = await self._read("SELECT value FROM consentkit_meta WHERE key = ?", (key,))
-        return str(rows[0][0]) if rows else None
-
-    async def set_meta(self, key: str, value: str) -> None:
-        """Set a value of the ledger's own bookkeeping."""
-        await self._write(
-            "INSERT INTO consentkit_meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
-
-    async def last_seq(self) -> int:
-        """The highest ``seq`` in the ledger (0 when empty)."""
-
-        def read() -> int:
-            conn = self._reader()
-            try:
-                return int(conn.execute("SELECT coalesce(max(seq), 0) FROM consentkit_ledger").fetchone()[0])
-            finally:
-                conn.close()
-
-        return await asyncio.to_thread(_guard(read))
 
     async def history(self, subject_id: str) -> list[LedgerRecord]:
         """One subject's records, oldest first."""
