@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from jinja2 import BaseLoader, ChoiceLoader, Environment, PackageLoader, select_
 from markupsafe import Markup, escape
 
 from . import browsers
+from .decisions import is_safe_next
 from .i18n import negotiate
 from .static import StaticFiles
 
@@ -78,7 +80,7 @@ class Renderer:
         self._envs: dict[str, Environment] = {}
         self._cache: dict[tuple[Any, ...], str] = {}
         self._tokens: dict[str | None, tuple[float, str]] = {}
-        self._tags: dict[tuple[Any, ...], tuple[list[bytes], list[bytes]]] = {}
+        self._tags: dict[tuple[Any, ...], tuple[_Filler, _Filler]] = {}
         self.css_url = self.static.url(kit.prefix, "consentkit.css")
         self.js_url = self.static.url(kit.prefix, "consentkit.js")
         self.consent_mode_url = self.static.url(kit.prefix, "consent-mode.js")
@@ -223,18 +225,14 @@ class Renderer:
             head = self.head_tags(consent, _NONCE)
             banner = self.banner(consent, locale, _NEXT, _TOKEN)
             body = f'{banner}<script src="{self.js_url}" defer{_NONCE_ATTR}></script>'
-            # Cut at the placeholders once: a request then joins a few pieces (bytes.replace
-            # would scan the whole 4 KB once per placeholder).
-            entry = (_PLACEHOLDERS.split(head.encode()), _PLACEHOLDERS.split(body.encode()))
+            entry = (_Filler(head), _Filler(body))
             if len(self._tags) >= _CACHE_SIZE:
                 self._tags.clear()
             self._tags[key] = entry
-        subs = {
-            _BTOKEN: self._token(consent.subject_id).encode(),
-            _BNEXT: str(escape(next_path)).encode(),
-            _BNONCE_ATTR: b' nonce="' + str(escape(nonce)).encode() + b'"' if nonce else b"",
-        }
-        return b"".join([subs.get(p, p) for p in entry[0]]), b"".join([subs.get(p, p) for p in entry[1]])
+        token = self._token(consent.subject_id).encode()
+        nxt = _next_bytes(next_path)
+        nonce_attr = _nonce_attr(nonce) if nonce else b""
+        return entry[0].fill(token, nxt, nonce_attr), entry[1].fill(token, nxt, nonce_attr)
 
     def head_tags(self, consent: Consent, nonce: str | None = None) -> str:
         """The stylesheet and the Consent Mode defaults, for the top of ``<head>``."""
@@ -306,6 +304,42 @@ class Renderer:
             head_tags=Markup(self.head_tags(consent)),
             body_tags=Markup(self.body_tags(consent, locale, f"{self.kit.prefix}/cookies")),
         )
+
+
+class _Filler:
+    """A rendering cut at its placeholders once, so that a request only joins a few pieces
+    (``bytes.replace`` would scan the whole 4 KB once per placeholder)."""
+
+    __slots__ = ("_next", "_nonce", "_parts", "_token")
+
+    def __init__(self, html: str) -> None:
+        self._parts: list[bytes] = _PLACEHOLDERS.split(html.encode())
+
+        def where(placeholder: bytes) -> list[int]:
+            return [i for i, part in enumerate(self._parts) if part == placeholder]
+
+        self._token, self._next, self._nonce = where(_BTOKEN), where(_BNEXT), where(_BNONCE_ATTR)
+
+    def fill(self, token: bytes, next_path: bytes, nonce_attr: bytes) -> bytes:
+        parts = self._parts.copy()
+        for i in self._token:
+            parts[i] = token
+        for i in self._next:
+            parts[i] = next_path
+        for i in self._nonce:
+            parts[i] = nonce_attr
+        return b"".join(parts)
+
+
+@lru_cache(maxsize=4096)
+def _next_bytes(path: str) -> bytes:
+    """The return path for the banner's forms, escaped; ``/`` for anything not on this site."""
+    return str(escape(path)).encode() if is_safe_next(path) else b"/"
+
+
+@lru_cache(maxsize=256)
+def _nonce_attr(nonce: str) -> bytes:
+    return b' nonce="' + str(escape(nonce)).encode() + b'"'
 
 
 def translations(locale: str) -> NullTranslations:

@@ -55,6 +55,21 @@ def insert(html: bytes, head: bytes, body: bytes) -> bytes:
     return html[:h] + head + html[h:b] + body + html[b:]
 
 
+def rewritable(start: Message, size: int) -> bool:
+    """Whether a page may get the banner: a successful (or error) page with a body, not encoded."""
+    status = start["status"]
+    if status < 200 or status in (204, 304) or 300 <= status < 400 or size == 0:
+        return False
+    for key, value in start["headers"]:
+        if (
+            len(key) == 16
+            and key.lower() == b"content-encoding"
+            and value.strip().lower() not in (b"", b"identity")
+        ):
+            return False
+    return True
+
+
 class Injector:
     """Rewrites one HTML response: ``start`` takes the start message, ``body`` each body one.
 
@@ -94,20 +109,21 @@ class Injector:
         self._tags: tuple[bytes, bytes] | None = None
         self.passthrough = False
 
+    async def begin(self, start: Message, body: Message) -> None:
+        """The start message and the first body message."""
+        await self.start(start)
+        await self.body(body)
+
     async def start(self, message: Message) -> None:
         """Hold the start message until we know the new length (or stream from now on)."""
         length = None
         for key, value in message["headers"]:
-            name = key.lower()
-            if name == b"content-length":
+            if key.lower() == b"content-length":
                 try:
                     length = int(value)
                 except ValueError:
                     length = None
-            elif name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
-                self.passthrough = True
-        status = message["status"]
-        if status < 200 or status in (204, 304) or 300 <= status < 400 or length == 0:
+        if not rewritable(message, 1 if length is None else length):
             self.passthrough = True
         if self.passthrough:
             await self._send_start(message)

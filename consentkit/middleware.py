@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .banner import scope_nonce
-from .decisions import is_safe_next
 from .errors import ConsentkitError
-from .inject import Injector
+from .inject import Injector, insert, rewritable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -25,6 +24,18 @@ if TYPE_CHECKING:
     from .kit import ConsentKit
 
 log = logging.getLogger("consentkit")
+
+
+class _Done:
+    """An awaitable that is already done: what ``send`` answers while we hold a message."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+_DONE = _Done()
 
 
 class RequestState(dict[str, Any]):
@@ -92,14 +103,26 @@ class ConsentMiddleware:
             state.update(previous)
         scope["state"] = state
 
+        held: Message | None = None  # an HTML page's start, until its body shows what to do
+        cookies = False
         injector: Injector | None = None
 
         def send_wrapper(message: Message) -> Awaitable[None]:
-            nonlocal injector
+            nonlocal held, cookies, injector
             if injector is not None:
                 return injector.body(message)
+            if held is not None:
+                start, held = held, None
+                if not message.get("more_body", False):
+                    # The usual case: the whole page in one message.
+                    return self._inject_whole(scope, state, start, message, send, cookies)
+                injector = Injector(
+                    send,
+                    lambda m: self._enforce(state, m, send, cookies, self.vary_page),
+                    lambda: self._tags(scope, state),
+                )
+                return injector.begin(start, message)
             if message["type"] == "http.response.start":
-                cookies = False
                 html = False
                 for key, value in message["headers"]:
                     # ASGI says lower case, but some apps send "Set-Cookie" or worse.
@@ -109,8 +132,8 @@ class ConsentMiddleware:
                     elif len(key) == 12 and key.lower() == b"content-type":
                         html = value[:9].lower() == b"text/html"
                 if html and self.inject and scope["method"] == "GET":
-                    injector = self._injector(scope, state, send, cookies)
-                    return injector.start(message)
+                    held = message
+                    return _DONE
                 if cookies or "consent" in state:
                     return self._enforce(state, message, send, cookies)
             return send(message)
@@ -134,25 +157,36 @@ class ConsentMiddleware:
         message["headers"] = headers
         return send(message)
 
-    def _injector(self, scope: Scope, state: RequestState, send: Send, cookies: bool) -> Injector:
+    def _tags(self, scope: Scope, state: RequestState) -> tuple[bytes, bytes]:
+        """What to put into this visitor's page: in their language, for their state."""
+        consent: Consent = state["consent"]
+        accept_language = None
+        for key, value in scope["headers"]:
+            if key == b"accept-language":
+                accept_language = value.decode("latin-1")
+        query = scope.get("query_string", b"")
+        here = scope["path"] + ("?" + query.decode("latin-1") if query else "") if query else scope["path"]
         renderer = self.kit.renderer
+        return renderer.tags(consent, renderer.locale(accept_language), here, scope_nonce(scope))
 
-        def make_tags() -> tuple[bytes, bytes]:
-            consent: Consent = state["consent"]
-            accept_language = None
-            for key, value in scope["headers"]:
-                if key == b"accept-language":
-                    accept_language = value.decode("latin-1")
-            locale = renderer.locale(accept_language)
-            query = scope.get("query_string", b"")
-            here = scope["path"] + ("?" + query.decode("latin-1") if query else "")
-            return renderer.tags(consent, locale, here if is_safe_next(here) else "/", scope_nonce(scope))
-
-        def send_start(message: Message) -> Awaitable[None]:
-            # The page now shows the banner in the visitor's language, or the settings control.
-            return self._enforce(state, message, send, cookies, self.vary_page)
-
-        return Injector(send, send_start, make_tags)
+    async def _inject_whole(
+        self, scope: Scope, state: RequestState, start: Message, body: Message, send: Send, cookies: bool
+    ) -> None:
+        page = body.get("body", b"")
+        if not rewritable(start, len(page)):
+            if cookies or "consent" in state:
+                await self._enforce(state, start, send, cookies)
+            else:
+                await send(start)
+            await send(body)
+            return
+        head, tail = self._tags(scope, state)
+        html = insert(page, head, tail)
+        length = str(len(html)).encode()
+        start["headers"] = [(k, length if k.lower() == b"content-length" else v) for k, v in start["headers"]]
+        # The page now shows the banner in the visitor's language, or the settings control.
+        await self._enforce(state, start, send, cookies, self.vary_page)
+        await send({"type": "http.response.body", "body": html, "more_body": False})
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_wrapper(message: Message) -> None:
