@@ -125,12 +125,13 @@ class ConsentMiddleware:
             if message["type"] == "http.response.start":
                 html = False
                 for key, value in message["headers"]:
-                    # ASGI says lower case, but some apps send "Set-Cookie" or worse.
-                    if len(key) == 10:
-                        if key.lower() == b"set-cookie":
-                            cookies = True
-                    elif len(key) == 12 and key.lower() == b"content-type":
-                        html = value[:9].lower() == b"text/html"
+                    if key == b"content-type":
+                        html = value.startswith(b"text/html") or value[:9].lower() == b"text/html"
+                    # ASGI says lower case, but some apps send "Set-Cookie" or worse: the
+                    # firewall must see them all (a page with an odd "Content-Type" spelling
+                    # merely goes without the banner).
+                    elif len(key) == 10 and key.lower() == b"set-cookie":
+                        cookies = True
                 if html and self.inject and scope["method"] == "GET":
                     held = message
                     return _DONE
