@@ -21,17 +21,25 @@ from starlette.types import Message, Send
 MAX_BUFFER = 4 * 1024 * 1024
 _HEAD = re.compile(rb"<head(?:\s[^>]*)?>", re.I)
 _BODY_END = re.compile(rb"</body\s*>", re.I)
+_CHARSET = re.compile(rb"\s*<meta\s+charset\s*=[^>]*>", re.I)
 _CARRY = 16  # longer than "</body   >" could reasonably be split
 
 
 def head_end(html: bytes) -> int:
-    """Where the ``<head>`` tag ends in the first 8 KiB (-1 if there is none)."""
+    """Where to insert into ``<head>`` (-1 if there is none in the first 8 KiB): right after the
+    tag, or after a ``<meta charset>`` that follows it, which must stay in the first 1024 bytes."""
     at = html.find(b"<head", 0, 8192)  # the usual spelling first: a C search, no regex
     if at >= 0 and html[at + 5 : at + 6] in (b">", b" ", b"\t", b"\n", b"\r"):
         close = html.find(b">", at)
-        return close + 1 if close >= 0 else -1
-    match = _HEAD.search(html, 0, 8192)
-    return match.end() if match is not None else -1
+        end = close + 1 if close >= 0 else -1
+    else:
+        match = _HEAD.search(html, 0, 8192)
+        end = match.end() if match is not None else -1
+    if end >= 0:
+        meta = _CHARSET.match(html, end)
+        if meta is not None:
+            return meta.end()
+    return end
 
 
 def body_end(html: bytes) -> int:

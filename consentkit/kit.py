@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from jinja2 import BaseLoader
 from markupsafe import Markup
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Scope
 
 from .audit import AuditDesk
@@ -26,6 +26,7 @@ from .errors import ConfigurationError, InvalidRecordError, LedgerCorrupt, Ledge
 from .firewall import CookieFirewall, UndeclaredMode
 from .gating import Fallback, Hooks, default_fallback, make_requires
 from .ledger import Ledger, LedgerRecord, NewRecord, open_ledger
+from .netaddr import ip_prefix
 from .policy import PURPOSE_ID_PATTERN, Policy
 
 log = logging.getLogger("consentkit")
@@ -165,6 +166,7 @@ class ConsentKit:
         here = here if is_safe_next(here) else "/"
         return {
             "consent": consent,
+            "consent_locale": locale,
             "consent_head": lambda: Markup(renderer.head_tags(consent, nonce)),
             "consent_banner": lambda: Markup(renderer.body_tags(consent, locale, here, nonce)),
             "consent_scripts": lambda purpose: renderer.script_attrs(consent, purpose),
@@ -247,13 +249,23 @@ class ConsentKit:
         evidence: Mapping[str, Any] | None = None,
         locale: str | None = None,
         action: str = "record",
+        request: HTTPConnection | None = None,
     ) -> LedgerRecord:
         """Append a consent that is not a cookie (an SMS or e-mail opt-in, call recording...).
 
         ``purposes`` are ids of the same form as the policy's (they need not be banner purposes),
-        ``evidence`` is a JSON object of what the person was shown and how they agreed. Returns
-        the committed record (its ``receipt`` identifies it) once it is durable.
+        ``evidence`` is a JSON object of what the person was shown and how they agreed. With
+        ``request`` (the form post that carried the consent), the record keeps its truncated
+        address and user agent like a banner decision, and its language when ``locale`` is not
+        given. Returns the committed record (its ``receipt`` identifies it) once it is durable.
         """
+        address = ua = None
+        if request is not None:
+            if self.record_ip and request.client is not None:
+                address = ip_prefix(request.client.host)
+            if self.record_user_agent:
+                ua = (request.headers.get("user-agent") or "")[:512] or None
+            locale = locale or self.renderer.locale(request.headers.get("accept-language"))
         entry = self.new_record(
             subject_id=_check_subject(subject_id),
             action=_check_choice("action", action, ("record", "withdraw")),
@@ -261,8 +273,40 @@ class ConsentKit:
             method=_check_choice("method", method, ("api", "signal", "operator")),
             locale=locale or self.policy.default_locale,
             evidence=_check_evidence(evidence),
+            ip_prefix=address,
+            user_agent=ua,
         )
         return await self.ledger.append(entry)
+
+    async def current(self, subject_id: str) -> dict[str, bool]:
+        """A subject's standing consents, purpose by purpose, from their records (latest wins).
+
+        For consents recorded with ``record`` (an account's SMS opt-in...); for a browser's
+        cookie choices use ``get_consent(request)``.
+        """
+        standing: dict[str, bool] = {}
+        for rec in await self.ledger.history(subject_id):
+            standing.update(rec.purposes)
+        return standing
+
+    def form_problem(self, request: HTTPConnection, token: str | None) -> str | None:
+        """Why a form post of the site's own (an opt-in form…) must be refused as a forgery, or
+        ``None``: the same rule as decisions — a browser's Origin/Sec-Fetch-Site must say this
+        site, and without either header the form must carry ``kit.csrf.token(subject_id)``."""
+        from .gating import consent_of
+
+        headers = request.headers
+        fetch_site, origin = headers.get("sec-fetch-site"), headers.get("origin")
+        problem = self.csrf.origin_problem(fetch_site, origin, headers.get("host"))
+        if problem:
+            return problem
+        if (
+            fetch_site is None
+            and origin is None
+            and not self.csrf.token_ok(token, consent_of(request).subject_id)
+        ):
+            return "this form has no valid anti-forgery token (it may have expired): reload the page and try again"
+        return None
 
     def new_record(self, **fields: Any) -> NewRecord:
         """A record of the current policy."""

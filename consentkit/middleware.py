@@ -132,7 +132,7 @@ class ConsentMiddleware:
                     # merely goes without the banner).
                     elif len(key) == 10 and key.lower() == b"set-cookie":
                         cookies = True
-                if html and self.inject and scope["method"] == "GET":
+                if html and self.inject and scope["method"] == "GET" and state.get("consent_banner", True):
                     held = message
                     return _DONE
                 if cookies or "consent" in state:

@@ -320,3 +320,26 @@ async def test_csp_nonce_is_put_on_our_tags(kit):
         html = (await c.get("/")).text
     assert html.count('nonce="r4nd0m"') == 3  # stylesheet, Consent Mode defaults, widget
     await kit.aclose()
+
+
+async def test_a_page_can_go_without_the_banner(kit):
+    async def fragment(request):
+        request.state.consent_banner = False  # an HTMX partial, an iframe document…
+        return HTMLResponse("<li>item</li>")
+
+    app = Starlette(routes=[Route("/fragment", fragment)], middleware=[kit.middleware])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        assert (await c.get("/fragment")).text == "<li>item</li>"
+    await kit.aclose()
+
+
+def test_head_tags_go_after_the_charset_declaration():
+    from consentkit.inject import insert
+
+    page = b'<!doctype html><html><head>\n  <meta charset="utf-8"><title>t</title></head><body></body></html>'
+    out = insert(page, b"<HEAD-TAGS>", b"<BODY-TAGS>")
+    assert out.index(b'<meta charset="utf-8">') < out.index(b"<HEAD-TAGS>") < out.index(b"<title>")
+    assert out.index(b"<BODY-TAGS>") < out.index(b"</body>")
+    # <header> is not <head>
+    tricky = b"<html><body><header>x</header></body></html>"
+    assert insert(tricky, b"<H>", b"<B>") == b"<html><body><header>x</header><H><B></body></html>"

@@ -55,3 +55,51 @@ async def test_bad_records_are_refused_and_write_nothing(any_kit, args, kwargs, 
     with pytest.raises(InvalidRecordError, match=words):
         await any_kit.record(*args, **kwargs)
     assert [r async for r in any_kit.ledger.records()] == []
+
+
+async def test_record_with_the_request_keeps_address_agent_and_language(make_kit):
+    from starlette.requests import Request
+
+    kit = make_kit()
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/account",
+        "headers": [(b"user-agent", b"Mozilla/5.0 Test"), (b"accept-language", b"fr-CA,fr")],
+        "client": ("198.51.100.77", 4000),
+    }
+    rec = await kit.record("account:7", {"sms_marketing": True}, request=Request(scope))
+    assert (rec.ip_prefix, rec.user_agent, rec.locale) == ("198.51.100.0/24", "Mozilla/5.0 Test", "fr")
+    await kit.record("account:7", {"email_marketing": True})
+    await kit.record("account:7", {"sms_marketing": False}, action="withdraw")
+    assert await kit.current("account:7") == {"sms_marketing": False, "email_marketing": True}
+    assert await kit.current("account:8") == {}
+    await kit.aclose()
+
+
+async def test_form_problem_applies_the_decision_rule_to_the_sites_own_forms(make_kit):
+    from starlette.requests import Request
+
+    kit = make_kit()
+
+    def request(headers):
+        return Request(
+            {
+                "type": "http",
+                "method": "POST",
+                "path": "/account",
+                "headers": headers,
+                "client": ("127.0.0.1", 1),
+                "state": {"consent": kit._undecided[False]},
+            }
+        )
+
+    assert (
+        kit.form_problem(request([(b"host", b"testserver"), (b"origin", b"http://testserver")]), None) is None
+    )
+    assert "not this site" in kit.form_problem(
+        request([(b"host", b"testserver"), (b"origin", b"https://evil.example")]), None
+    )
+    assert "token" in kit.form_problem(request([(b"host", b"testserver")]), None)
+    assert kit.form_problem(request([(b"host", b"testserver")]), kit.csrf.token(None)) is None
+    await kit.aclose()
