@@ -305,7 +305,7 @@ class ConsentKit:
             and origin is None
             and not self.csrf.token_ok(token, consent_of(request).subject_id)
         ):
-            return "this form has no valid anti-forgery token (it may have expired): reload the page and retry"
+            return "this form has no valid anti-forgery token (it may have expired): reload the page"
         return None
 
     def new_record(self, **fields: Any) -> NewRecord:
