@@ -163,13 +163,20 @@ async def decide(
     return await client.post("/consent", json=body, headers=headers, **kw)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Headless Chromium (Debian's), driven by Playwright's sync API."""
-    from browser_support import CHROMIUM_ARGS, chromium_path
+    """Headless Chromium (Debian's), driven by Playwright's sync API.
+
+    Module-scoped: Playwright's sync API keeps an event loop registered while it runs, which
+    must be gone before the async tests of the next module start.
+    """
+    from browser_support import CHROMIUM_ARGS, chromium_path, missing
 
     path = chromium_path()
-    from playwright.sync_api import sync_playwright
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("Playwright for Python (pip install playwright)")
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)

@@ -133,6 +133,7 @@
     shut();
     root.replaceWith(n);
     init();
+    clear();
     const c = $("[data-ck-settings],[data-ck-customize],button", root);
     if (c) c.focus();
   };
@@ -179,9 +180,27 @@
     on(ev, fn) { (subs[ev] = subs[ev] || []).push(fn); },
   };
 
+  // WCAG 2.4.11: what has the keyboard focus must never hide behind the banner. The page keeps
+  // room below its end for the banner (--ck-banner-h), and a focused element under it is
+  // scrolled into sight.
+  const bar = () => $(".ck-banner");
+  const clear = () => {
+    const b = bar();
+    d.documentElement.style.setProperty("--ck-banner-h", (b ? b.offsetHeight : 0) + "px");
+  };
+  const unhide = (e) => {
+    const b = bar(), t = e.target;
+    if (!b || b.contains(t) || !t.getBoundingClientRect) return;
+    const over = t.getBoundingClientRect().bottom - b.getBoundingClientRect().top;
+    if (over > 0) w.scrollBy(0, over + 8);
+  };
+
   const start = () => {
     init();
     if (!root) return;
+    clear();
+    w.addEventListener("resize", clear);
+    d.addEventListener("focusin", unhide);
     activate();
     d.addEventListener("submit", submit);
     d.addEventListener("click", (e) => {
