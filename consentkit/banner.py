@@ -81,6 +81,7 @@ class Renderer:
         self._cache: dict[tuple[Any, ...], str] = {}
         self._tokens: dict[str | None, tuple[float, str]] = {}
         self._tags: dict[tuple[Any, ...], tuple[_Filler, _Filler]] = {}
+        self._filled: dict[tuple[Any, ...], tuple[list[bytes], list[bytes]]] = {}
         self.css_url = self.static.url(kit.prefix, "consentkit.css")
         self.js_url = self.static.url(kit.prefix, "consentkit.js")
         self.consent_mode_url = self.static.url(kit.prefix, "consent-mode.js")
@@ -207,7 +208,14 @@ class Renderer:
     # -- tags around it -----------------------------------------------------------------------
 
     def tags(self, consent: Consent, locale: str, next_path: str, nonce: str | None) -> tuple[bytes, bytes]:
-        """``(head, body)`` bytes to inject into one visitor's page; the hot path of injection.
+        """``(head, body)`` bytes to inject into one visitor's page."""
+        head, body = self.tag_parts(consent, locale, next_path, nonce)
+        return b"".join(head), b"".join(body)
+
+    def tag_parts(
+        self, consent: Consent, locale: str, next_path: str, nonce: str | None
+    ) -> tuple[list[bytes], list[bytes]]:
+        """``(head, body)`` pieces to inject into one visitor's page; the hot path of injection.
 
         Everything but the anti-forgery token, the return path and a CSP nonce is rendered once
         per language and consent state and kept, already encoded.
@@ -229,10 +237,22 @@ class Renderer:
             if len(self._tags) >= _CACHE_SIZE:
                 self._tags.clear()
             self._tags[key] = entry
-        token = self._token(consent.subject_id).encode()
-        nxt = _next_bytes(next_path)
-        nonce_attr = _nonce_attr(nonce) if nonce else b""
-        return entry[0].fill(token, nxt, nonce_attr), entry[1].fill(token, nxt, nonce_attr)
+        token = self._token(consent.subject_id)
+        # Filled in, for the pages visitors without a subject id (and so one token) see most.
+        filled_key = (key, token, next_path, nonce)
+        filled = self._filled.get(filled_key)
+        if filled is None:
+            nxt = _next_bytes(next_path)
+            nonce_attr = _nonce_attr(nonce) if nonce else b""
+            tok = token.encode()
+            filled = (
+                [b"".join(entry[0].fill(tok, nxt, nonce_attr))],
+                [b"".join(entry[1].fill(tok, nxt, nonce_attr))],
+            )
+            if len(self._filled) >= _CACHE_SIZE:
+                self._filled.clear()
+            self._filled[filled_key] = filled
+        return filled
 
     def head_tags(self, consent: Consent, nonce: str | None = None) -> str:
         """The stylesheet and the Consent Mode defaults, for the top of ``<head>``."""
@@ -320,7 +340,7 @@ class _Filler:
 
         self._token, self._next, self._nonce = where(_BTOKEN), where(_BNEXT), where(_BNONCE_ATTR)
 
-    def fill(self, token: bytes, next_path: bytes, nonce_attr: bytes) -> bytes:
+    def fill(self, token: bytes, next_path: bytes, nonce_attr: bytes) -> list[bytes]:
         parts = self._parts.copy()
         for i in self._token:
             parts[i] = token
@@ -328,7 +348,7 @@ class _Filler:
             parts[i] = next_path
         for i in self._nonce:
             parts[i] = nonce_attr
-        return b"".join(parts)
+        return parts
 
 
 @lru_cache(maxsize=4096)

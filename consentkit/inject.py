@@ -51,16 +51,22 @@ def body_end(html: bytes) -> int:
     return ends[-1].start() if ends else -1
 
 
-def insert(html: bytes, head: bytes, body: bytes) -> bytes:
-    """``html`` with ``head`` after its ``<head>`` tag and ``body`` before its last ``</body>``."""
+def insert(html: bytes, head: bytes | list[bytes], body: bytes | list[bytes]) -> bytes:
+    """``html`` with ``head`` after its ``<head>`` tag and ``body`` before its last ``</body>``.
+
+    ``head`` and ``body`` may be lists of pieces: everything is joined once, into one copy.
+    """
+    head = [head] if isinstance(head, bytes) else head
+    body = [body] if isinstance(body, bytes) else body
     h = head_end(html)
     b = body_end(html)
     if h < 0 or (b >= 0 and b < h):
-        body, head = head + body, b""
+        body, head = head + body, []
         h = 0
+    page = memoryview(html)
     if b < 0:
-        return html[:h] + head + html[h:] + body
-    return html[:h] + head + html[h:b] + body + html[b:]
+        return b"".join([page[:h], *head, page[h:], *body])
+    return b"".join([page[:h], *head, page[h:b], *body, page[b:]])
 
 
 def rewritable(start: Message, size: int) -> bool:

@@ -119,7 +119,7 @@ class ConsentMiddleware:
                 injector = Injector(
                     send,
                     lambda m: self._enforce(state, m, send, cookies, self.vary_page),
-                    lambda: self._tags(scope, state),
+                    lambda: self._tag_bytes(scope, state),
                 )
                 return injector.begin(start, message)
             if message["type"] == "http.response.start":
@@ -158,7 +158,7 @@ class ConsentMiddleware:
         message["headers"] = headers
         return send(message)
 
-    def _tags(self, scope: Scope, state: RequestState) -> tuple[bytes, bytes]:
+    def _tags(self, scope: Scope, state: RequestState) -> tuple[list[bytes], list[bytes]]:
         """What to put into this visitor's page: in their language, for their state."""
         consent: Consent = state["consent"]
         accept_language = None
@@ -168,7 +168,11 @@ class ConsentMiddleware:
         query = scope.get("query_string", b"")
         here = scope["path"] + ("?" + query.decode("latin-1") if query else "") if query else scope["path"]
         renderer = self.kit.renderer
-        return renderer.tags(consent, renderer.locale(accept_language), here, scope_nonce(scope))
+        return renderer.tag_parts(consent, renderer.locale(accept_language), here, scope_nonce(scope))
+
+    def _tag_bytes(self, scope: Scope, state: RequestState) -> tuple[bytes, bytes]:
+        head, body = self._tags(scope, state)
+        return b"".join(head), b"".join(body)
 
     async def _inject_whole(
         self, scope: Scope, state: RequestState, start: Message, body: Message, send: Send, cookies: bool
