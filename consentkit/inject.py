@@ -35,7 +35,7 @@ def head_end(html: bytes) -> int:
     else:
         match = _HEAD.search(html, 0, 8192)
         end = match.end() if match is not None else -1
-    if end >= 0:
+    if end >= 0 and html.find(b"charset", end, end + 64) >= 0:
         meta = _CHARSET.match(html, end)
         if meta is not None:
             return meta.end()

@@ -187,10 +187,30 @@ class ConsentMiddleware:
             return
         head, tail = self._tags(scope, state)
         html = insert(page, head, tail)
+        consent: Consent = state["consent"]
+        headers = start["headers"]
+        if cookies:
+            headers = self.kit.firewall.filter(list(headers), consent) or headers
+        # One pass: the new length, and Vary — the page now shows the banner in the visitor's
+        # language, or the settings control.
         length = str(len(html)).encode()
-        start["headers"] = [(k, length if k.lower() == b"content-length" else v) for k, v in start["headers"]]
-        # The page now shows the banner in the visitor's language, or the settings control.
-        await self._enforce(state, start, send, cookies, self.vary_page)
+        out: list[tuple[bytes, bytes]] = []
+        vary = None
+        for key, value in headers:
+            name = key.lower()
+            if name == b"content-length":
+                value = length
+            elif name == b"vary":
+                vary = len(out)
+            out.append((key, value))
+        if vary is None:
+            out.append((b"vary", self.vary_page))
+        else:
+            _add_vary(out, self.vary_page)
+        if consent.stored is not None and consent.stored.old_key:
+            out.append(self.kit.cookie_header(consent.stored, secure=self.kit.cookie_secure))
+        start["headers"] = out
+        await send(start)
         await send({"type": "http.response.body", "body": html, "more_body": False})
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
