@@ -343,3 +343,20 @@ def test_head_tags_go_after_the_charset_declaration():
     # <header> is not <head>
     tricky = b"<html><body><header>x</header></body></html>"
     assert insert(tricky, b"<H>", b"<B>") == b"<html><body><header>x</header><H><B></body></html>"
+
+
+async def test_a_page_with_the_banner_still_goes_through_the_firewall(kit):
+    async def page_setting_cookies(request):
+        response = HTMLResponse(PAGE)
+        response.set_cookie("_ga", "GA1.2.3")  # analytics: refused until the visitor agrees
+        response.set_cookie("session", "s")  # necessary
+        return response
+
+    app = Starlette(routes=[Route("/", page_setting_cookies)], middleware=[kit.middleware])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        r = await c.get("/")
+        assert 'id="consentkit"' in r.text and int(r.headers["content-length"]) == len(r.content)
+        names = [v.split("=", 1)[0] for v in r.headers.get_list("set-cookie")]
+        assert names == ["session"]
+        assert "Cookie" in r.headers["vary"]
+    await kit.aclose()
