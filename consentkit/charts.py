@@ -44,6 +44,14 @@ def line_chart(title: str, labels: Sequence[str], series: Mapping[str, Sequence[
                 f'<path d="{" ".join(path)}" fill="none" stroke="{colour}" stroke-width="2.5"'
                 f' stroke-dasharray="{_dash(k)}"><title>{escape(name)}</title></path>'
             )
+        # A marker on every point: a period between two gaps (or a ledger's first day) has no
+        # line to draw, and the points say where the figures are.
+        for i, v in enumerate(values):
+            if v is not None:
+                parts.append(
+                    f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}">'
+                    f"<title>{escape(name)}, {escape(labels[i])}: {v:.1%}</title></circle>"
+                )
     parts.append(_legend(list(series)))
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -210,3 +210,16 @@ def test_report_is_one_self_contained_html_file(tmp_path, ledger_url, make_kit):
     bad = run_cli("report", "--ledger", ledger_url, "--out", str(out), "--since", "last week")
     assert bad.returncode == 2 and "date" in bad.stderr
     assert json.loads(run_cli("stats", "--ledger", ledger_url, "--json").stdout)["records"] == 6
+
+
+async def test_links_keep_filter_values_exact(desk):
+    kit, client = desk
+    await kit.record("dana+news@example.net", {"email_marketing": True})
+    await kit.record("dana news@example.net", {"email_marketing": True})
+    page = (
+        await client.get("/consent/audit/records", params={"subject": "dana+news@example.net"}, headers=ALICE)
+    ).text
+    assert len(re.findall(r'/consent/audit/records/\d+"', page)) == 1
+    link = re.search(r'href="([^"]*)">Export these as CSV', page).group(1).replace("&amp;", "&")
+    rows = list(csv.DictReader(io.StringIO((await client.get(link, headers=ALICE)).text)))
+    assert [r["subject_id"] for r in rows] == ["dana+news@example.net"]
