@@ -126,10 +126,10 @@ class ConsentMiddleware:
                 html = False
                 for key, value in message["headers"]:
                     if key == b"content-type":
-                        html = value.startswith(b"text/html") or value[:9].lower() == b"text/html"
+                        html = value.startswith(b"text/html")
                     # ASGI says lower case, but some apps send "Set-Cookie" or worse: the
-                    # firewall must see them all (a page with an odd "Content-Type" spelling
-                    # merely goes without the banner).
+                    # firewall must see them all (a page with an odd spelling of its content
+                    # type merely goes without the banner).
                     elif len(key) == 10 and key.lower() == b"set-cookie":
                         cookies = True
                 if html and self.inject and scope["method"] == "GET" and state.get("consent_banner", True):
