@@ -221,3 +221,28 @@ async def test_a_version_1_sqlite_ledger_gets_its_daily_figures_on_opening(tmp_p
         assert await again.get_meta("schema_version") == "2"
     finally:
         await again.close()
+
+
+async def test_a_version_1_postgres_ledger_is_migrated_on_opening(pg_url):
+    import asyncpg
+
+    from conftest import PG_DSN
+
+    ledger = open_ledger(pg_url)
+    await asyncio.gather(*(ledger.append(entry(f"s{i}")) for i in range(10)))
+    await ledger.close()
+    schema = pg_url.rsplit("schema=", 1)[1]
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'DROP TABLE "{schema}".consentkit_daily, "{schema}".consentkit_audit_log')
+        await conn.execute(f"UPDATE \"{schema}\".consentkit_meta SET value = '1' WHERE key = 'schema_version'")
+    finally:
+        await conn.close()
+    again = open_ledger(pg_url)
+    try:
+        (figures,) = (await again.daily()).values()
+        assert figures["records"] == 10 and figures["granted:analytics"] == 10
+        assert await again.get_meta("schema_version") == "2"
+        await again.log_access("alice", None, "GET", "/consent/audit", 200)
+    finally:
+        await again.close()

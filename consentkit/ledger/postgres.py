@@ -33,7 +33,7 @@ from .records import (
     LedgerRecord,
     NewRecord,
     add_daily,
-    daily_counts_of_rows,
+    add_daily_row,
     erasure_record,
     seal_batch,
     utc_timestamp,
@@ -212,7 +212,9 @@ class PostgresLedger(Ledger):
                 if version == 2 and current >= 1:
                     # Build the per-day figures from the records already there.
                     sql = f"SELECT {COLUMNS_SQL}, NULL FROM consentkit_ledger l"
-                    counts = daily_counts_of_rows([r async for r in conn.cursor(sql, prefetch=5000)])
+                    counts: dict[tuple[str, str], int] = {}
+                    async for row in conn.cursor(sql, prefetch=5000):  # streamed: constant memory
+                        add_daily_row(counts, row)
                     await conn.executemany(_UPSERT_DAILY, [(d, m, n) for (d, m), n in counts.items()])
                 log.info("consent ledger schema migrated to version %d", version)
             if current == 0:

@@ -251,15 +251,18 @@ def add_daily(
             counts[key] = counts.get(key, 0) + 1
 
 
+def add_daily_row(counts: dict[tuple[str, str], int], row: Any) -> None:
+    """Count one stored row (storage order) into per-day figures."""
+    action = row[4]
+    purposes = json.loads(row[5]) if action in DECISION_ACTIONS else {}
+    add_daily(counts, row[2], action, row[6], bool(row[13]), purposes)
+
+
 def daily_counts_of_rows(rows: Iterable[Any]) -> dict[tuple[str, str], int]:
-    """Per-day figures of stored rows (for building them for an existing ledger)."""
+    """Per-day figures of stored rows (for building them for an existing ledger), streamed."""
     counts: dict[tuple[str, str], int] = {}
-    loads = json.loads
     for row in rows:
-        action = row[4]
-        add_daily(
-            counts, row[2], action, row[6], bool(row[13]), loads(row[5]) if action in DECISION_ACTIONS else {}
-        )
+        add_daily_row(counts, row)
     return counts
 
 
