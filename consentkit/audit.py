@@ -78,9 +78,16 @@ class AuditAccess:
     def __init__(self, users: Mapping[str, str] | None, token_hash: str | None) -> None:
         self.users = {name: _parse_hash(h) for name, h in (users or {}).items()}
         self.token = _parse_hash(token_hash) if token_hash else None
-        # Unknown users are checked against this, so that timing does not tell who exists.
-        self._decoy = _parse_hash(hash_password(secrets.token_urlsafe(24)))
+        self._decoy: tuple[dict[str, int], bytes, bytes] | None = None
         self._failures: dict[str, list[float]] = {}
+
+    @property
+    def decoy(self) -> tuple[dict[str, int], bytes, bytes]:
+        """A hash unknown users are checked against, so that timing does not tell who exists
+        (made on first use: scrypt takes ~50 ms, which every kit would otherwise pay)."""
+        if self._decoy is None:
+            self._decoy = _parse_hash(hash_password(secrets.token_urlsafe(24)))
+        return self._decoy
 
     @property
     def enabled(self) -> bool:
@@ -116,7 +123,7 @@ class AuditAccess:
         except (ValueError, binascii.Error, UnicodeDecodeError):
             return None
         stored = self.users.get(user)
-        ok = check_password(password, stored or self._decoy)
+        ok = check_password(password, stored or self.decoy)
         return user if ok and stored is not None else None
 
 
