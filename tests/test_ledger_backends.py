@@ -246,3 +246,21 @@ async def test_a_version_1_postgres_ledger_is_migrated_on_opening(pg_url):
         await again.log_access("alice", None, "GET", "/consent/audit", 200)
     finally:
         await again.close()
+
+
+async def test_writers_of_several_processes_racing_for_the_first_record(any_ledger_url):
+    """Two ledgers (as two app processes would have) append at once to a brand-new ledger."""
+    for _ in range(3):  # the race is at the very first commit: try a few fresh starts
+        first, second = open_ledger(any_ledger_url), open_ledger(any_ledger_url)
+        try:
+            await asyncio.gather(first.open(), second.open())
+            results = await asyncio.gather(
+                *(ledger.append(entry(f"s{i}")) for i in range(40) for ledger in (first, second)),
+                return_exceptions=True,
+            )
+            failures = [r for r in results if isinstance(r, BaseException)]
+            assert failures == [], failures[:3]
+            assert (await first.verify()).ok
+        finally:
+            await first.close()
+            await second.close()

@@ -30,6 +30,7 @@ import asyncpg
 from ..errors import ConfigurationError, LedgerCorrupt, LedgerNotFound, LedgerUnavailable, SubjectNotFound
 from .base import COLUMNS_SQL, SCHEMA_VERSION, Ledger, RecordFilter, where_clause
 from .records import (
+    GENESIS_HASH,
     LedgerRecord,
     NewRecord,
     add_daily,
@@ -227,6 +228,20 @@ class PostgresLedger(Ledger):
                 await conn.execute(
                     "UPDATE consentkit_meta SET value = $1 WHERE key = 'schema_version'", str(SCHEMA_VERSION)
                 )
+            # The head row must exist before the first append: `SELECT … FOR UPDATE` locks
+            # nothing when there is no row, and writers racing for the first record would both
+            # append seq 1. It is made here, under the schema lock, from the chain's real end.
+            await conn.execute(
+                "INSERT INTO consentkit_head (id, seq, hash, recorded_at) "
+                "SELECT 1, coalesce(max(seq), 0), $1, '' FROM consentkit_ledger "
+                "ON CONFLICT (id) DO NOTHING",
+                GENESIS_HASH,
+            )
+            await conn.execute(
+                "UPDATE consentkit_head h SET hash = l.hash, recorded_at = l.recorded_at "
+                "FROM consentkit_ledger l WHERE h.id = 1 AND l.seq = h.seq AND h.hash = $1 AND h.seq > 0",
+                GENESIS_HASH,
+            )
 
     def _safe_url(self) -> str:
         parts = urlsplit(self.url)
@@ -299,7 +314,7 @@ class PostgresLedger(Ledger):
                 row = await conn.fetchrow(
                     "SELECT seq, hash, recorded_at FROM consentkit_head WHERE id = 1 FOR UPDATE"
                 )
-                head = (row[0], row[1], row[2]) if row else None
+                head = (row[0], row[1], row[2]) if row and row[0] else None
                 result = await work(conn, head)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
             await self._drop_pool()
