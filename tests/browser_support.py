@@ -76,6 +76,21 @@ def live_server(app: Any) -> Iterator[str]:
         thread.join(10)
 
 
+@contextmanager
+def deciding(page: Any) -> Iterator[None]:
+    """Around a decision taken in the widget without reload: afterwards it is recorded and the
+    banner (or the open dialog) has made way for a fresh "Cookie settings" control."""
+    page.evaluate("() => { document.getElementById('consentkit').ckBefore = true; }")
+    yield
+    page.wait_for_function(
+        """() => {
+            const root = document.getElementById("consentkit");
+            return !!root && !root.ckBefore && !!root.querySelector("[data-ck-settings]")
+                && !document.querySelector("dialog.ck-dialog");
+        }"""
+    )
+
+
 def axe_violations(page: Any, context: str | None = None) -> list[dict[str, Any]]:
     """axe-core's WCAG 2.2 A/AA violations on ``page`` (within ``context``, a CSS selector)."""
     if not AXE.is_file():

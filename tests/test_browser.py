@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from browser_support import axe_violations, live_server
+from browser_support import deciding as support_deciding
 from conftest import run_sync
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -190,17 +191,9 @@ def consent_calls(page: Any) -> list[tuple[str, dict[str, Any]]]:
 
 @contextmanager
 def deciding(page: Any) -> Iterator[None]:
-    """Around the click or key press of a decision taken without reload: afterwards the widget has
-    recorded it and swapped the banner (or the open dialog) for a fresh "Cookie settings" control."""
-    page.evaluate("() => { document.getElementById('consentkit').ckBefore = true; }")
-    yield
-    page.wait_for_function(
-        """() => {
-            const root = document.getElementById("consentkit");
-            return !!root && !root.ckBefore && !!root.querySelector("[data-ck-settings]")
-                && !document.querySelector("dialog.ck-dialog");
-        }"""
-    )
+    """``browser_support.deciding``, and the banner is gone afterwards."""
+    with support_deciding(page):
+        yield
     assert page.locator(BANNER).count() == 0
 
 

@@ -16,14 +16,14 @@ import re
 import secrets
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from browser_support import axe_violations, live_server
+from browser_support import axe_violations, deciding, live_server
 from conftest import run_sync
 
 from consentkit import LedgerRecord, open_ledger
@@ -140,21 +140,6 @@ def first_layer(page: Any, name: str) -> Any:
         page.locator(f"{BANNER} .ck-first-layer")
         .locator(":is(button, summary):visible")
         .filter(has_text=exact)
-    )
-
-
-@contextmanager
-def deciding(page: Any) -> Iterator[None]:
-    """Around a decision taken in the widget without reload: afterwards it is recorded and the
-    banner (or the dialog) has made way for a fresh "Cookie settings" control."""
-    page.evaluate("() => { document.getElementById('consentkit').ckBefore = true; }")
-    yield
-    page.wait_for_function(
-        """() => {
-            const root = document.getElementById("consentkit");
-            return !!root && !root.ckBefore && !!root.querySelector("[data-ck-settings]")
-                && !document.querySelector("dialog.ck-dialog");
-        }"""
     )
 
 

@@ -225,7 +225,6 @@ async def test_a_version_1_sqlite_ledger_gets_its_daily_figures_on_opening(tmp_p
 
 async def test_a_version_1_postgres_ledger_is_migrated_on_opening(pg_url):
     import asyncpg
-
     from conftest import PG_DSN
 
     ledger = open_ledger(pg_url)
@@ -235,7 +234,9 @@ async def test_a_version_1_postgres_ledger_is_migrated_on_opening(pg_url):
     conn = await asyncpg.connect(PG_DSN)
     try:
         await conn.execute(f'DROP TABLE "{schema}".consentkit_daily, "{schema}".consentkit_audit_log')
-        await conn.execute(f"UPDATE \"{schema}\".consentkit_meta SET value = '1' WHERE key = 'schema_version'")
+        await conn.execute(
+            f"UPDATE \"{schema}\".consentkit_meta SET value = '1' WHERE key = 'schema_version'"
+        )
     finally:
         await conn.close()
     again = open_ledger(pg_url)
