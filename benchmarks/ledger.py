@@ -98,11 +98,22 @@ async def measure(args: argparse.Namespace, url: str, clients: int, start_at: fl
     errors = 0
     deadline = 0.0
 
+    # With --rate, each client posts on a fixed schedule (open loop, like visitors who do not wait
+    # for each other): latency is then measured at that throughput, not at the most the server can
+    # take. Without it, each client posts again as soon as it has its answer (closed loop).
+    interval = args.clients / args.rate if args.rate else 0.0
+
     async def client(i: int) -> None:
         nonlocal errors
         n = i
+        due = time.perf_counter() + (interval * i / args.clients if interval else 0.0)
         while time.perf_counter() < deadline:
-            start = time.perf_counter()
+            if interval:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                start = due  # a late start counts against us, as the visitor waited for it
+                due += interval
+            else:
+                start = time.perf_counter()
             if args.direct:
                 await kit.ledger.append(
                     kit.new_record(
@@ -174,6 +185,8 @@ def run(args: argparse.Namespace) -> None:
     n = len(latencies)
     qs = statistics.quantiles(latencies, n=100)
     mode = "ledger.append only" if args.direct else "POST /consent through the middleware"
+    if args.rate:
+        mode += f", offered {args.rate:,.0f}/s open loop"
     print(f"ledger {url.split('?')[0]}  ({mode})")
     print(
         f"{args.clients} concurrent clients over {args.processes} process(es), {args.seconds:.0f} s, "
@@ -198,6 +211,9 @@ def main() -> None:
     parser.add_argument("--ledger", help="ledger URL (default: a new SQLite file in a temp dir)")
     parser.add_argument("--direct", action="store_true", help="append to the ledger without HTTP")
     parser.add_argument("--processes", type=int, default=1, help="app processes sharing the clients")
+    parser.add_argument(
+        "--rate", type=float, help="decisions/s to offer in all (open loop); default: as fast as possible"
+    )
     run(parser.parse_args())
 
 
