@@ -19,6 +19,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -168,14 +169,31 @@ class SQLiteLedger(Ledger):
         except sqlite3.Error as exc:
             raise LedgerUnavailable(f"cannot open the ledger {self.path}: {exc}") from exc
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            self._wal(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
             if "not a database" in str(exc) or "malformed" in str(exc):
                 raise LedgerCorrupt(f"{self.path} is not a consentkit ledger (not an SQLite file)") from exc
             raise LedgerUnavailable(f"cannot open the ledger {self.path}: {exc}") from exc
         return conn
+
+    def _wal(self, conn: sqlite3.Connection) -> None:
+        """Put the file in WAL mode with full durability.
+
+        Processes starting together on a new file race to switch it to WAL; the switch needs the
+        file to itself and SQLite answers "locked" at once rather than waiting, so wait here.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         if self._checked:

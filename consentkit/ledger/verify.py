@@ -8,6 +8,8 @@ from typing import Any
 
 from .records import ACTIONS, GENESIS_HASH, METHODS, LedgerRecord, committed_json, pii_json
 
+_BROKEN_LINK = "prev_hash does not match the previous record's hash (a record was removed or altered)"
+
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
@@ -64,66 +66,40 @@ class ChainVerifier:
             (seq, event_id, recorded_at, subject, action, purposes, method, revision, version,
              digest, locale, ip, ua, gpc, evidence, pii, prev, hsh, salt) = row  # fmt: skip
             problem = None
-            if type(seq) is not int or type(revision) is not int:
-                problem = "seq and policy_revision must be whole numbers"
-            elif not all(
-                type(f) is str
-                for f in (
-                    event_id,
-                    recorded_at,
-                    action,
-                    purposes,
-                    method,
-                    version,
-                    digest,
-                    locale,
-                    pii,
-                    prev,
-                    hsh,
-                )
-            ):
-                problem = "a column that must hold text holds something else"
-            elif salt is not None and not isinstance(salt, bytes | bytearray | memoryview):
-                problem = "the salt is not bytes"
-            elif seq != expected_seq:
-                if seq > expected_seq:
-                    problem = f"records {expected_seq}..{seq - 1} are missing"
-                else:
-                    problem = f"seq out of order: expected {expected_seq}"
-            elif prev != head:
-                problem = (
-                    "prev_hash does not match the previous record's hash (a record was removed or altered)"
-                )
-            elif recorded_at < last_time:
-                problem = f"recorded_at {recorded_at} is earlier than the previous record's {last_time}"
-            elif action not in ACTIONS:
-                problem = f"unknown action {action!r}"
-            elif method not in METHODS:
-                problem = f"unknown method {method!r}"
-            elif salt is None:
-                if subject is not None or ip is not None or ua is not None or evidence is not None:
-                    problem = "personal fields present but their salt is missing"
-                else:
-                    self.erased += 1
-            elif sha(bytes(salt) + pii_json(subject, ip, ua, evidence).encode()).hexdigest() != pii:
-                problem = "personal fields (subject, address, user agent or evidence) were altered"
-            if problem is None:
-                committed = committed_json(
-                    seq,
-                    event_id,
-                    recorded_at,
-                    action,
-                    purposes,
-                    method,
-                    revision,
-                    version,
-                    digest,
-                    locale,
-                    gpc,
-                    pii,
-                )
-                if sha((prev + committed).encode()).hexdigest() != hsh:
-                    problem = "hash does not match the record's contents (the record was altered)"
+            try:
+                if type(seq) is not int or type(revision) is not int:
+                    problem = "seq and policy_revision must be whole numbers"
+                elif seq != expected_seq:
+                    if seq > expected_seq:
+                        problem = f"records {expected_seq}..{seq - 1} are missing"
+                    else:
+                        problem = f"seq out of order: expected {expected_seq}"
+                elif prev != head:
+                    problem = _BROKEN_LINK
+                elif recorded_at < last_time:
+                    problem = f"recorded_at {recorded_at} is earlier than the previous record's {last_time}"
+                elif action not in ACTIONS:
+                    problem = f"unknown action {action!r}"
+                elif method not in METHODS:
+                    problem = f"unknown method {method!r}"
+                elif salt is None:
+                    if subject is not None or ip is not None or ua is not None or evidence is not None:
+                        problem = "personal fields present but their salt is missing"
+                    else:
+                        self.erased += 1
+                elif sha(bytes(salt) + pii_json(subject, ip, ua, evidence).encode()).hexdigest() != pii:
+                    problem = "personal fields (subject, address, user agent or evidence) were altered"
+                if problem is None:
+                    committed = committed_json(
+                        seq, event_id, recorded_at, action, purposes, method, revision, version, digest,
+                        locale, gpc, pii,
+                    )  # fmt: skip
+                    if sha((prev + committed).encode()).hexdigest() != hsh:
+                        problem = "hash does not match the record's contents (the record was altered)"
+            except (TypeError, ValueError, AttributeError):
+                # A tampered column of the wrong type (a number for a text, text for the salt…):
+                # a finding about the record, never a crash of the verification.
+                problem = "a column holds a value of the wrong type (the record was altered)"
             if problem is not None:
                 # Missing records are named by the first one missing, anything else by its own seq.
                 missing = type(seq) is int and seq > expected_seq
