@@ -81,6 +81,7 @@ class Renderer:
         self._cache: dict[tuple[Any, ...], str] = {}
         self._tokens: dict[str | None, tuple[float, str]] = {}
         self._tags: dict[tuple[Any, ...], tuple[_Filler, _Filler]] = {}
+        self._locales: dict[str | bytes | None, str] = {}
         self._filled: dict[tuple[Any, ...], tuple[list[bytes], list[bytes]]] = {}
         self.css_url = self.static.url(kit.prefix, "consentkit.css")
         self.js_url = self.static.url(kit.prefix, "consentkit.js")
@@ -90,9 +91,18 @@ class Renderer:
 
     # -- languages ----------------------------------------------------------------------------
 
-    def locale(self, accept_language: str | None) -> str:
+    def locale(self, accept_language: str | bytes | None) -> str:
         """The policy language that fits the visitor best (the policy's default otherwise)."""
-        return negotiate(accept_language, self.policy.locales)
+        hit = self._locales.get(accept_language)
+        if hit is None:
+            header = (
+                accept_language.decode("latin-1") if isinstance(accept_language, bytes) else accept_language
+            )
+            hit = negotiate(header, self.policy.locales)
+            if len(self._locales) >= _CACHE_SIZE * 8:
+                self._locales.clear()
+            self._locales[accept_language] = hit
+        return hit
 
     def env(self, locale: str) -> Environment:
         """The Jinja environment whose gettext speaks ``locale``."""

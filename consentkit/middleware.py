@@ -164,7 +164,8 @@ class ConsentMiddleware:
         accept_language = None
         for key, value in scope["headers"]:
             if key == b"accept-language":
-                accept_language = value.decode("latin-1")
+                accept_language = value
+                break
         query = scope.get("query_string", b"")
         here = scope["path"] + ("?" + query.decode("latin-1") if query else "") if query else scope["path"]
         renderer = self.kit.renderer
@@ -197,10 +198,9 @@ class ConsentMiddleware:
         out: list[tuple[bytes, bytes]] = []
         vary = None
         for key, value in headers:
-            name = key.lower()
-            if name == b"content-length":
+            if key == b"content-length" or (len(key) == 14 and key.lower() == b"content-length"):
                 value = length
-            elif name == b"vary":
+            elif len(key) == 4 and key.lower() == b"vary":
                 vary = len(out)
             out.append((key, value))
         if vary is None:
