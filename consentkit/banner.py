@@ -231,13 +231,19 @@ class Renderer:
         per language and consent state and kept, already encoded.
         """
         prev = consent.previous
-        key = (
-            locale,
+        state = (
             consent.decided,
             consent.gpc and not consent.gpc_confirmed,
             consent.granted,
             None if prev is None else (prev.granted, prev.revision),
         )
+        token = self._token(consent.subject_id)
+        # Filled in, for the pages visitors without a subject id (and so one token) see most.
+        filled_key = (locale, state, token, next_path, nonce)
+        filled = self._filled.get(filled_key)
+        if filled is not None:
+            return filled
+        key = (locale, state)
         entry = self._tags.get(key)
         if entry is None:
             head = self.head_tags(consent, _NONCE)
@@ -247,21 +253,16 @@ class Renderer:
             if len(self._tags) >= _CACHE_SIZE:
                 self._tags.clear()
             self._tags[key] = entry
-        token = self._token(consent.subject_id)
-        # Filled in, for the pages visitors without a subject id (and so one token) see most.
-        filled_key = (key, token, next_path, nonce)
-        filled = self._filled.get(filled_key)
-        if filled is None:
-            nxt = _next_bytes(next_path)
-            nonce_attr = _nonce_attr(nonce) if nonce else b""
-            tok = token.encode()
-            filled = (
-                [b"".join(entry[0].fill(tok, nxt, nonce_attr))],
-                [b"".join(entry[1].fill(tok, nxt, nonce_attr))],
-            )
-            if len(self._filled) >= _CACHE_SIZE:
-                self._filled.clear()
-            self._filled[filled_key] = filled
+        nxt = _next_bytes(next_path)
+        nonce_attr = _nonce_attr(nonce) if nonce else b""
+        tok = token.encode()
+        filled = (
+            [b"".join(entry[0].fill(tok, nxt, nonce_attr))],
+            [b"".join(entry[1].fill(tok, nxt, nonce_attr))],
+        )
+        if len(self._filled) >= _CACHE_SIZE:
+            self._filled.clear()
+        self._filled[filled_key] = filled
         return filled
 
     def head_tags(self, consent: Consent, nonce: str | None = None) -> str:

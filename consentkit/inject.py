@@ -55,13 +55,13 @@ def body_end(html: bytes) -> int:
     return ends[-1].start() if ends else -1
 
 
-def insert(html: bytes, head: bytes | list[bytes], body: bytes | list[bytes]) -> bytes:
-    """``html`` with ``head`` after its ``<head>`` tag and ``body`` before its last ``</body>``.
+def insert(html: bytes, head: bytes, body: bytes) -> bytes:
+    """``html`` with ``head`` after its ``<head>`` tag and ``body`` before its last ``</body>``."""
+    return insert_parts(html, [head], [body])
 
-    ``head`` and ``body`` may be lists of pieces: everything is joined once, into one copy.
-    """
-    head = [head] if isinstance(head, bytes) else head
-    body = [body] if isinstance(body, bytes) else body
+
+def insert_parts(html: bytes, head: list[bytes], body: list[bytes]) -> bytes:
+    """``insert`` for lists of pieces: everything is joined once, into one copy."""
     h = head_end(html)
     b = body_end(html)
     if h < 0 or (b >= 0 and b < h):

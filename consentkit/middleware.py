@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .banner import scope_nonce
 from .errors import ConsentkitError
-from .inject import Injector, insert, rewritable
+from .inject import Injector, insert_parts, rewritable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -169,7 +168,10 @@ class ConsentMiddleware:
         query = scope.get("query_string", b"")
         here = scope["path"] + ("?" + query.decode("latin-1") if query else "") if query else scope["path"]
         renderer = self.kit.renderer
-        return renderer.tag_parts(consent, renderer.locale(accept_language), here, scope_nonce(scope))
+        nonce = state.get("csp_nonce")  # .get: the state dict's own miss handler is for "consent"
+        return renderer.tag_parts(
+            consent, renderer.locale(accept_language), here, nonce if isinstance(nonce, str) else None
+        )
 
     def _tag_bytes(self, scope: Scope, state: RequestState) -> tuple[bytes, bytes]:
         head, body = self._tags(scope, state)
@@ -187,7 +189,7 @@ class ConsentMiddleware:
             await send(body)
             return
         head, tail = self._tags(scope, state)
-        html = insert(page, head, tail)
+        html = insert_parts(page, head, tail)
         consent: Consent = state["consent"]
         headers = start["headers"]
         if cookies:
