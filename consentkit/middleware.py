@@ -81,6 +81,7 @@ class ConsentMiddleware:
         self.gpc_json = "/.well-known/gpc.json" if kit.policy.gpc_ids else None
         self.vary = b"Cookie, Sec-GPC" if kit.policy.gpc_ids else b"Cookie"
         self.vary_page = self.vary + b", Accept-Language"
+        self.vary_page_header = (b"vary", self.vary_page)
         self.inject = kit.inject
         self.state_class = type("RequestState", (RequestState,), {"_kit": kit, "__slots__": ()})
 
@@ -199,14 +200,15 @@ class ConsentMiddleware:
         length = str(len(html)).encode()
         out: list[tuple[bytes, bytes]] = []
         vary = None
-        for key, value in headers:
+        for pair in headers:
+            key = pair[0]
             if key == b"content-length" or (len(key) == 14 and key.lower() == b"content-length"):
-                value = length
+                pair = (key, length)
             elif len(key) == 4 and key.lower() == b"vary":
                 vary = len(out)
-            out.append((key, value))
+            out.append(pair)
         if vary is None:
-            out.append((b"vary", self.vary_page))
+            out.append(self.vary_page_header)
         else:
             _add_vary(out, self.vary_page)
         if consent.stored is not None and consent.stored.old_key:
