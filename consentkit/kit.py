@@ -183,6 +183,10 @@ class ConsentKit:
                 cookie_header = value if cookie_header is None else cookie_header + b"; " + value
             elif key == b"sec-gpc" and value.strip() == b"1":
                 gpc = True
+        return self.consent_for_headers(cookie_header, gpc)
+
+    def consent_for_headers(self, cookie_header: bytes | None, gpc: bool) -> Consent:
+        """The consent of a raw ``Cookie`` header (all of them joined) and the GPC signal."""
         if cookie_header is None:
             return self._undecided[gpc]
         # A visitor sends the same Cookie header on request after request: remember the answer

@@ -160,12 +160,20 @@ class ConsentMiddleware:
 
     def _tags(self, scope: Scope, state: RequestState) -> tuple[list[bytes], list[bytes]]:
         """What to put into this visitor's page: in their language, for their state."""
-        consent: Consent = state["consent"]
-        accept_language = None
+        # One pass over the request headers for the language and, if nobody has read it yet, the
+        # consent (the page of a visitor who does not read consent is the common case).
+        accept_language = cookie = None
+        gpc = False
         for key, value in scope["headers"]:
             if key == b"accept-language":
                 accept_language = value
-                break
+            elif key == b"cookie":
+                cookie = value if cookie is None else cookie + b"; " + value
+            elif key == b"sec-gpc" and value.strip() == b"1":
+                gpc = True
+        consent: Consent | None = state.get("consent")
+        if consent is None:
+            consent = state["consent"] = self.kit.consent_for_headers(cookie, gpc)
         query = scope.get("query_string", b"")
         here = scope["path"] + ("?" + query.decode("latin-1") if query else "") if query else scope["path"]
         renderer = self.kit.renderer
