@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ConsentkitError
-from .inject import Injector, insert_parts, rewritable
+from .inject import Injector, insert_parts
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -182,6 +182,16 @@ class ConsentMiddleware:
             consent, renderer.locale(accept_language), here, nonce if isinstance(nonce, str) else None
         )
 
+    async def _pass(
+        self, state: RequestState, start: Message, body: Message, send: Send, cookies: bool
+    ) -> None:
+        """Send a page that does not get the banner as it came (with the usual enforcement)."""
+        if cookies or "consent" in state:
+            await self._enforce(state, start, send, cookies)
+        else:
+            await send(start)
+        await send(body)
+
     def _tag_bytes(self, scope: Scope, state: RequestState) -> tuple[bytes, bytes]:
         head, body = self._tags(scope, state)
         return b"".join(head), b"".join(body)
@@ -190,12 +200,9 @@ class ConsentMiddleware:
         self, scope: Scope, state: RequestState, start: Message, body: Message, send: Send, cookies: bool
     ) -> None:
         page = body.get("body", b"")
-        if not rewritable(start, len(page)):
-            if cookies or "consent" in state:
-                await self._enforce(state, start, send, cookies)
-            else:
-                await send(start)
-            await send(body)
+        status = start["status"]
+        if not page or status in (204, 304) or status < 200 or 300 <= status < 400:
+            await self._pass(state, start, body, send, cookies)
             return
         head, tail = self._tags(scope, state)
         html = insert_parts(page, head, tail)
@@ -214,6 +221,14 @@ class ConsentMiddleware:
                 pair = (key, length)
             elif len(key) == 4 and key.lower() == b"vary":
                 vary = len(out)
+            elif (
+                len(key) == 16
+                and key.lower() == b"content-encoding"
+                and pair[1].strip().lower() not in (b"", b"identity")
+            ):
+                # Compressed: we would have to decompress it. The page goes as it came.
+                await self._pass(state, start, body, send, cookies)
+                return
             out.append(pair)
         if vary is None:
             out.append(self.vary_page_header)
