@@ -204,7 +204,14 @@ class ConsentMiddleware:
         if not page or status in (204, 304) or status < 200 or 300 <= status < 400:
             await self._pass(state, start, body, send, cookies)
             return
-        head, tail = self._tags(scope, state)
+        try:
+            head, tail = self._tags(scope, state)
+        except Exception:
+            # A broken template override must not take the site's pages down with it: the page
+            # goes out without the banner, and the operator hears about it.
+            log.exception("consentkit could not render the banner; the page is sent without it")
+            await self._pass(state, start, body, send, cookies)
+            return
         html = insert_parts(page, head, tail)
         consent: Consent = state["consent"]
         headers = start["headers"]

@@ -360,3 +360,13 @@ async def test_a_page_with_the_banner_still_goes_through_the_firewall(kit):
         assert names == ["session"]
         assert "Cookie" in r.headers["vary"]
     await kit.aclose()
+
+
+async def test_a_broken_banner_template_does_not_take_the_page_down(make_kit, caplog):
+    kit = make_kit(template_loader=DictLoader({"consentkit/banner.html": "{{ undefined_function() }}"}))
+    app = Starlette(routes=ROUTES, middleware=[kit.middleware])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        r = await c.get("/page")
+        assert r.status_code == 200 and r.text == PAGE
+    assert "could not render the banner" in caplog.text
+    await kit.aclose()
