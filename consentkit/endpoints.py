@@ -19,7 +19,6 @@ from .consent import Consent, evaluate
 from .cookie import StoredDecision, new_subject_id
 from .decisions import BadDecision, header_dict, is_safe_next, parse_decision, same_site_referer
 from .errors import LedgerCorrupt, LedgerUnavailable
-from .i18n import negotiate
 from .netaddr import ip_prefix
 
 if TYPE_CHECKING:
@@ -109,7 +108,7 @@ class Endpoints:
         consent = self.kit.consent_for_scope(request.scope)
         response = JSONResponse(self.state_body(consent, request), headers=self.private)
         if consent.stored is not None and consent.stored.old_key:
-            response.raw_headers.append(self.kit.cookie_header(consent.stored, secure=self.kit.cookie_secure))
+            response.raw_headers.append(self.kit.cookie_header(consent.stored))
         return response
 
     def state_body(self, consent: Consent, request: Request) -> dict[str, Any]:
@@ -141,7 +140,7 @@ class Endpoints:
 
     def locale(self, request: Request) -> str:
         """The policy locale that best fits the visitor's ``Accept-Language``."""
-        return negotiate(request.headers.get("accept-language"), self.kit.policy.locales)
+        return self.kit.renderer.locale(request.headers.get("accept-language"))
 
     # -- POST /consent -------------------------------------------------------------------------
 
@@ -163,7 +162,7 @@ class Endpoints:
             action=decision.action,
             purposes=purposes,
             method=decision.method,
-            locale=negotiate(headers.get("accept-language"), policy.locales),
+            locale=kit.renderer.locale(headers.get("accept-language")),
             ip_prefix=ip_prefix(request.client.host if request.client else None) if kit.record_ip else None,
             user_agent=(headers.get("user-agent") or "")[:512] or None if kit.record_user_agent else None,
             gpc=before.gpc,
@@ -196,7 +195,7 @@ class Endpoints:
             response = JSONResponse(body, headers=NO_STORE)
         else:
             response = RedirectResponse(decision.next, status_code=303, headers=NO_STORE)
-        response.raw_headers.append(kit.cookie_header(stored, secure=kit.cookie_secure))
+        response.raw_headers.append(kit.cookie_header(stored))
         response.raw_headers.extend(
             kit.firewall.expiring_headers(
                 request.cookies, after.denied, headers.get("host"), kit.cookie_secure

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from babel import Locale, UnknownLocaleError, negotiate_locale
+from babel import negotiate_locale
 
 
 def parse_accept_language(header: str) -> list[str]:
@@ -45,11 +45,3 @@ def negotiate(header: str | None, available: tuple[str, ...]) -> str:
             by_lower = {a.lower(): a for a in available}
             return by_lower.get(match.lower().replace("_", "-"), available[0])
     return available[0]
-
-
-def display_name(locale: str) -> str:
-    """The language's own name for itself (``français``), for language switchers."""
-    try:
-        return Locale.parse(locale, sep="-").get_display_name() or locale
-    except (UnknownLocaleError, ValueError):
-        return locale

@@ -231,14 +231,14 @@ class ConsentKit:
 
     # -- cookies ------------------------------------------------------------------------------
 
-    def cookie_header(self, stored: StoredDecision, *, secure: bool) -> tuple[bytes, bytes]:
+    def cookie_header(self, stored: StoredDecision) -> tuple[bytes, bytes]:
         """The ``Set-Cookie`` header that carries a decision, for its remaining lifetime."""
         remaining = max(0, stored.decided_at + self.max_age - int(time.time()))
         value = (
             f"{self.cookie_name}={self.codec.encode(stored)}; Max-Age={remaining}; Path=/; "
             "HttpOnly; SameSite=Lax"
         )
-        if secure:
+        if self.cookie_secure:
             value += "; Secure"
         return (b"set-cookie", value.encode("latin-1"))
 

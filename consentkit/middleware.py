@@ -154,7 +154,7 @@ class ConsentMiddleware:
         _add_vary(headers, vary or self.vary)
         stored = consent.stored
         if stored is not None and stored.old_key:
-            headers.append(self.kit.cookie_header(stored, secure=self.kit.cookie_secure))
+            headers.append(self.kit.cookie_header(stored))
         message["headers"] = headers
         return send(message)
 
@@ -242,7 +242,7 @@ class ConsentMiddleware:
         else:
             _add_vary(out, self.vary_page)
         if consent.stored is not None and consent.stored.old_key:
-            out.append(self.kit.cookie_header(consent.stored, secure=self.kit.cookie_secure))
+            out.append(self.kit.cookie_header(consent.stored))
         start["headers"] = out
         await send(start)
         await send({"type": "http.response.body", "body": html, "more_body": False})
