@@ -159,6 +159,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--requests", type=int, default=200, help="requests per app per round")
+    parser.add_argument(
+        "--only", metavar="TEXT", help="run only the cases whose name contains TEXT (and their bare app)"
+    )
     args = parser.parse_args()
 
     policy = Policy.from_toml(ROOT / "examples" / "consent.toml")
@@ -222,6 +225,12 @@ def main() -> None:
             scope_for("/plans", cookie_hdr),
         ),
     }
+    if args.only:
+        cases = {
+            name: case
+            for name, case in cases.items()
+            if args.only in name or name in ("bare Starlette, page", "bare Starlette, template page")
+        }
     totals = dict.fromkeys(cases, 0.0)
     per_round: dict[str, list[float]] = {name: [] for name in cases}
 

@@ -82,7 +82,7 @@ class Renderer:
         self._tokens: dict[str | None, tuple[float, str]] = {}
         self._tags: dict[tuple[Any, ...], tuple[_Filler, _Filler]] = {}
         self._locales: dict[str | bytes | None, str] = {}
-        self._filled: dict[tuple[Any, ...], tuple[list[bytes], list[bytes]]] = {}
+        self._filled: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
         self.css_url = self.static.url(kit.prefix, "consentkit.css")
         self.js_url = self.static.url(kit.prefix, "consentkit.js")
         self.consent_mode_url = self.static.url(kit.prefix, "consent-mode.js")
@@ -218,14 +218,7 @@ class Renderer:
     # -- tags around it -----------------------------------------------------------------------
 
     def tags(self, consent: Consent, locale: str, next_path: str, nonce: str | None) -> tuple[bytes, bytes]:
-        """``(head, body)`` bytes to inject into one visitor's page."""
-        head, body = self.tag_parts(consent, locale, next_path, nonce)
-        return b"".join(head), b"".join(body)
-
-    def tag_parts(
-        self, consent: Consent, locale: str, next_path: str, nonce: str | None
-    ) -> tuple[list[bytes], list[bytes]]:
-        """``(head, body)`` pieces to inject into one visitor's page; the hot path of injection.
+        """``(head, body)`` bytes to inject into one visitor's page; the hot path of injection.
 
         Everything but the anti-forgery token, the return path and a CSP nonce is rendered once
         per language and consent state and kept, already encoded.
@@ -257,8 +250,8 @@ class Renderer:
         nonce_attr = _nonce_attr(nonce) if nonce else b""
         tok = token.encode()
         filled = (
-            [b"".join(entry[0].fill(tok, nxt, nonce_attr))],
-            [b"".join(entry[1].fill(tok, nxt, nonce_attr))],
+            b"".join(entry[0].fill(tok, nxt, nonce_attr)),
+            b"".join(entry[1].fill(tok, nxt, nonce_attr)),
         )
         if len(self._filled) >= _CACHE_SIZE:
             self._filled.clear()

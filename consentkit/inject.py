@@ -5,20 +5,18 @@ page can run); the banner — or, for decided visitors, the "Cookie settings" co
 widget go just before ``</body>``. Compressed responses are left alone (we would have to
 decompress them), and so are responses to HEAD and those without a body.
 
-A response with a ``Content-Length`` is held until it is complete (up to ``MAX_BUFFER``), then
-sent once with the length fixed. A streamed response is passed on chunk by chunk; the banner
-goes in front of ``</body>`` when it comes by (a few bytes are held back so that a tag split
-between two chunks is still found), or at the very end.
+What is inserted depends on the visitor, not on the page, so its length is known when the
+response starts: the start goes out at once with ``Content-Length`` grown by exactly that much,
+and nothing is held back. A page that comes in one message (the usual case) gets one join; one
+that comes in chunks is rewritten on the way, in constant memory.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 
 from starlette.types import Message, Send
 
-MAX_BUFFER = 4 * 1024 * 1024
 _HEAD = re.compile(rb"<head(?:\s[^>]*)?>", re.I)
 _BODY_END = re.compile(rb"</body\s*>", re.I)
 _CHARSET = re.compile(rb"\s*<meta\s+charset\s*=[^>]*>", re.I)
@@ -56,164 +54,72 @@ def body_end(html: bytes) -> int:
 
 
 def insert(html: bytes, head: bytes, body: bytes) -> bytes:
-    """``html`` with ``head`` after its ``<head>`` tag and ``body`` before its last ``</body>``."""
-    return insert_parts(html, [head], [body])
+    """``html`` with ``head`` after its ``<head>`` tag and ``body`` before its last ``</body>``.
 
-
-def insert_parts(html: bytes, head: list[bytes], body: list[bytes]) -> bytes:
-    """``insert`` for lists of pieces: everything is joined once, into one copy."""
+    Whatever happens, exactly ``head`` and ``body`` are added: the middleware announces the new
+    ``Content-Length`` before the page's body has arrived.
+    """
     h = head_end(html)
     b = body_end(html)
     if h < 0 or (b >= 0 and b < h):
-        body, head = head + body, []
+        body, head = head + body, b""
         h = 0
-    page = memoryview(html)
+    # Slices of a small page cost less than a memoryview; a large one is not copied twice.
+    page: bytes | memoryview = html if len(html) < 65536 else memoryview(html)
     if b < 0:
-        return b"".join([page[:h], *head, page[h:], *body])
-    return b"".join([page[:h], *head, page[h:b], *body, page[b:]])
+        return b"".join((page[:h], head, page[h:], body))
+    return b"".join((page[:h], head, page[h:b], body, page[b:]))
 
 
-def rewritable(start: Message, size: int) -> bool:
-    """Whether a page may get the banner: a successful (or error) page with a body, not encoded."""
-    status = start["status"]
-    if status < 200 or status in (204, 304) or 300 <= status < 400 or size == 0:
-        return False
-    for key, value in start["headers"]:
-        if (
-            len(key) == 16
-            and key.lower() == b"content-encoding"
-            and value.strip().lower() not in (b"", b"identity")
-        ):
-            return False
-    return True
+class StreamInserter:
+    """Puts ``head`` and ``body`` into an HTML page that arrives in several body messages.
 
-
-class Injector:
-    """Rewrites one HTML response: ``start`` takes the start message, ``body`` each body one.
-
-    ``make_tags()`` gives the ``(head, body)`` bytes to insert; ``send_start`` sends the
-    (possibly changed) start message through the middleware's header enforcement.
+    Chunk by chunk, in constant memory: ``head`` after ``<head>`` (looked for in the first
+    8 KiB), ``body`` in front of ``</body>`` when it comes by — a few bytes are held back so that
+    a tag split between two chunks is still found — or at the very end. Exactly ``head`` and
+    ``body`` are added, whatever the page looks like, so an announced length stays right.
     """
 
-    __slots__ = (
-        "_carry",
-        "_chunks",
-        "_head_done",
-        "_length",
-        "_make_tags",
-        "_send",
-        "_send_start",
-        "_size",
-        "_start",
-        "_tags",
-        "passthrough",
-    )
+    __slots__ = ("_body", "_carry", "_head", "_head_done", "_send")
 
-    def __init__(
-        self,
-        send: Send,
-        send_start: Callable[[Message], Awaitable[None]],
-        make_tags: Callable[[], tuple[bytes, bytes]],
-    ) -> None:
+    def __init__(self, send: Send, head: bytes, body: bytes) -> None:
         self._send = send
-        self._send_start = send_start
-        self._make_tags = make_tags
-        self._start: Message | None = None
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._length: int | None = None
+        self._head = head
+        self._body = body
         self._carry = b""
         self._head_done = False
-        self._tags: tuple[bytes, bytes] | None = None
-        self.passthrough = False
 
-    async def begin(self, start: Message, body: Message) -> None:
-        """The start message and the first body message."""
-        await self.start(start)
-        await self.body(body)
-
-    async def start(self, message: Message) -> None:
-        """Hold the start message until we know the new length (or stream from now on)."""
-        length = None
-        for key, value in message["headers"]:
-            if key.lower() == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    length = None
-        if not rewritable(message, 1 if length is None else length):
-            self.passthrough = True
-        if self.passthrough:
-            await self._send_start(message)
-            return
-        self._start = message
-        self._length = length
-        if length is None:
-            # Streamed: headers go now (no length to fix), the body is rewritten on the way.
-            message["headers"] = [(k, v) for k, v in message["headers"] if k.lower() != b"content-length"]
-            await self._send_start(message)
-
-    async def body(self, message: Message) -> None:
-        """Rewrite (or pass on) one body message."""
-        if self.passthrough:
+    async def __call__(self, message: Message) -> None:
+        """Send one body message of the page, rewritten."""
+        if message["type"] != "http.response.body":
             await self._send(message)
             return
-        chunk = message.get("body", b"")
         more = message.get("more_body", False)
-        if self._length is not None:
-            await self._buffered(chunk, more)
-        else:
-            await self._streamed(chunk, more)
-
-    async def _buffered(self, chunk: bytes, more: bool) -> None:
-        self._chunks.append(chunk)
-        self._size += len(chunk)
-        if more and self._size <= MAX_BUFFER:
-            return
-        assert self._start is not None
-        if more:  # too big to hold: send what we have unchanged and step aside
-            self.passthrough = True
-            await self._send_start(self._start)
-            await self._send(
-                {"type": "http.response.body", "body": b"".join(self._chunks), "more_body": True}
-            )
-            return
-        head, tail = self._make_tags()
-        html = insert(b"".join(self._chunks), head, tail)
-        self._start["headers"] = [
-            (k, str(len(html)).encode() if k.lower() == b"content-length" else v)
-            for k, v in self._start["headers"]
-        ]
-        await self._send_start(self._start)
-        await self._send({"type": "http.response.body", "body": html, "more_body": False})
-
-    async def _streamed(self, chunk: bytes, more: bool) -> None:
-        if self._tags is None:
-            self._tags = self._make_tags()
-        head, tail = self._tags
-        data = self._carry + chunk
+        data = self._carry + message.get("body", b"")
         if not self._head_done:
             match = _HEAD.search(data, 0, 8192)
             if match is not None:
-                data = data[: match.end()] + head + data[match.end() :]
+                data = data[: match.end()] + self._head + data[match.end() :]
                 self._head_done = True
             elif len(data) > 8192 or not more:
-                tail = head + tail  # no <head> to be found: the stylesheet goes with the banner
-                self._tags = (b"", tail)
-                self._head_done = True
-        if self._head_done:
+                # No <head> to be found: the stylesheet goes with the banner.
+                self._body, self._head_done = self._head + self._body, True
+            if self._head_done:
+                self._head = b""
+        if self._head_done and self._body:
             ends = list(_BODY_END.finditer(data))
             if ends:
                 at = ends[-1].start()
-                out = data[:at] + self._tags[1] + data[at:]
-                self._tags = (b"", b"")
-                self._carry = b""
-                await self._send({"type": "http.response.body", "body": out, "more_body": more})
-                return
+                data = data[:at] + self._body + data[at:]
+                self._body = b""
         if more:
-            keep = 8192 if not self._head_done else _CARRY
-            self._carry, out = data[-keep:], data[:-keep]
-            if out:
-                await self._send({"type": "http.response.body", "body": out, "more_body": True})
+            keep = _CARRY if self._head_done else 8192
+            if not self._head_done or self._body:  # a tag may be split across chunks
+                self._carry, data = data[-keep:], data[:-keep]
+            else:
+                self._carry = b""
+            if data:
+                await self._send({"type": "http.response.body", "body": data, "more_body": True})
             return
-        await self._send({"type": "http.response.body", "body": data + self._tags[1], "more_body": False})
+        await self._send({"type": "http.response.body", "body": data + self._body, "more_body": False})
+        self._body = b""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -176,9 +176,13 @@ class ConsentKit:
 
     def consent_for_scope(self, scope: Scope) -> Consent:
         """Read the request's consent cookie and GPC signal (cached, never raises)."""
+        return self.consent_for_request_headers(scope["headers"])
+
+    def consent_for_request_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> Consent:
+        """``consent_for_scope`` for a request's raw ASGI headers."""
         cookie_header: bytes | None = None
         gpc = False
-        for key, value in scope["headers"]:
+        for key, value in headers:
             if key == b"cookie":
                 cookie_header = value if cookie_header is None else cookie_header + b"; " + value
             elif key == b"sec-gpc" and value.strip() == b"1":

@@ -3,22 +3,26 @@
 It is on every request of every page, so it does the least it can up front: it only replaces
 ``scope["state"]`` with a dict that reads the consent cookie the first time somebody asks for
 ``consent``, and wraps ``send``. At the start of the response it does more only when the
-response sets cookies (the firewall) or somebody read the consent (``Vary`` and key rotation).
+response sets cookies (the firewall), somebody read the consent (``Vary`` and key rotation), or
+it is an HTML page that gets the banner (the new length is known then, so nothing is held back).
+
+Nothing it keeps for a request refers back to the scope or to the wrapper: a reference cycle
+per request would leave every request's objects to the cyclic garbage collector, which costs
+more than all the rest (``tests/test_middleware.py`` checks).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ConsentkitError
-from .inject import Injector, insert_parts
+from .inject import StreamInserter, insert
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
-
     from .consent import Consent
     from .kit import ConsentKit
 
@@ -35,6 +39,14 @@ class _Done:
 
 
 _DONE = _Done()
+# Servers that may send a response's body from a file themselves (ASGI extensions).
+_PATHSEND = "http.response.pathsend"
+_ZEROCOPY = "http.response.zerocopysend"
+
+
+async def _in_order(first: Awaitable[None], send: Send, message: Message) -> None:
+    await first
+    await send(message)
 
 
 class RequestState(dict[str, Any]):
@@ -44,14 +56,16 @@ class RequestState(dict[str, Any]):
     no Python ``__init__``.
     """
 
-    __slots__ = ("_scope",)
+    __slots__ = ("_headers",)
     _kit: ConsentKit
-    _scope: Scope
+    # The request's headers, not its scope: the scope holds this dict, and a reference cycle
+    # would leave every request's objects to the cyclic garbage collector.
+    _headers: list[tuple[bytes, bytes]]
 
     def __missing__(self, key: str) -> Any:
         if key != "consent":
             raise KeyError(key)
-        consent = self._kit.consent_for_scope(self._scope)
+        consent = self._kit.consent_for_request_headers(self._headers)
         self["consent"] = consent
         return consent
 
@@ -97,31 +111,43 @@ class ConsentMiddleware:
         if path == self.gpc_json:
             return self.endpoints.gpc_json(scope, receive, send)
         state = self.state_class()
-        state._scope = scope
+        state._headers = scope["headers"]
         previous = scope.get("state")
         if previous:
             state.update(previous)
         scope["state"] = state
 
-        held: Message | None = None  # an HTML page's start, until its body shows what to do
         cookies = False
-        injector: Injector | None = None
+        tags: tuple[bytes, bytes] | None = None  # going into this HTML page, whose start has gone
+        stream: StreamInserter | None = None
+        held: Message | None = None
 
         def send_wrapper(message: Message) -> Awaitable[None]:
-            nonlocal held, cookies, injector
-            if injector is not None:
-                return injector.body(message)
+            nonlocal cookies, tags, stream, held
+            first: Awaitable[None] | None = None  # a held start, to go out before this message
             if held is not None:
                 start, held = held, None
-                if not message.get("more_body", False):
+                if message["type"] == "http.response.body":
+                    tags = self._begin(scope, state, start, cookies)
+                if tags is None:
+                    if cookies or "consent" in state:
+                        return _in_order(self._enforce(state, start, send, cookies), send, message)
+                    return _in_order(send(start), send, message)
+                first = send(start)
+            if tags is not None:
+                to: Send = send
+                if stream is not None:
+                    to = stream
+                elif not message.get("more_body", False):
                     # The usual case: the whole page in one message.
-                    return self._inject_whole(scope, state, start, message, send, cookies)
-                injector = Injector(
-                    send,
-                    lambda m: self._enforce(state, m, send, cookies, self.vary_page),
-                    lambda: self._tag_bytes(scope, state),
-                )
-                return injector.begin(start, message)
+                    body = message.get("body", b"")
+                    if body and message["type"] == "http.response.body":
+                        message["body"] = insert(body, *tags)
+                    tags = None
+                else:
+                    to = stream = StreamInserter(send, *tags)
+                # (Never through send_wrapper itself: a function referring to itself is a cycle.)
+                return to(message) if first is None else _in_order(first, to, message)
             if message["type"] == "http.response.start":
                 html = False
                 for key, value in message["headers"]:
@@ -133,17 +159,22 @@ class ConsentMiddleware:
                     elif len(key) == 10 and key.lower() == b"set-cookie":
                         cookies = True
                 if html and self.inject and scope["method"] == "GET" and state.get("consent_banner", True):
-                    held = message
-                    return _DONE
+                    extensions = scope.get("extensions")
+                    if extensions and (_PATHSEND in extensions or _ZEROCOPY in extensions):
+                        # The body may come as a file the server sends itself, which we cannot
+                        # rewrite: see the next message before announcing a new length.
+                        held = message
+                        return _DONE
+                    tags = self._begin(scope, state, message, cookies)
+                    if tags is not None:
+                        return send(message)
                 if cookies or "consent" in state:
                     return self._enforce(state, message, send, cookies)
             return send(message)
 
         return self.app(scope, receive, send_wrapper)
 
-    def _enforce(
-        self, state: RequestState, message: Message, send: Send, cookies: bool, vary: bytes | None = None
-    ) -> Awaitable[None]:
+    def _enforce(self, state: RequestState, message: Message, send: Send, cookies: bool) -> Awaitable[None]:
         consent: Consent = state["consent"]
         headers = list(message["headers"])
         if cookies:
@@ -151,14 +182,14 @@ class ConsentMiddleware:
             if filtered is not None:
                 headers = filtered
         # The answer depended on the visitor's cookie (and signal): keep it out of shared caches.
-        _add_vary(headers, vary or self.vary)
+        _add_vary(headers, self.vary)
         stored = consent.stored
         if stored is not None and stored.old_key:
             headers.append(self.kit.cookie_header(stored))
         message["headers"] = headers
         return send(message)
 
-    def _tags(self, scope: Scope, state: RequestState) -> tuple[list[bytes], list[bytes]]:
+    def _tags(self, scope: Scope, state: RequestState) -> tuple[bytes, bytes]:
         """What to put into this visitor's page: in their language, for their state."""
         # One pass over the request headers for the language and, if nobody has read it yet, the
         # consent (the page of a visitor who does not read consent is the common case).
@@ -178,74 +209,60 @@ class ConsentMiddleware:
         here = scope["path"] + ("?" + query.decode("latin-1") if query else "") if query else scope["path"]
         renderer = self.kit.renderer
         nonce = state.get("csp_nonce")  # .get: the state dict's own miss handler is for "consent"
-        return renderer.tag_parts(
+        return renderer.tags(
             consent, renderer.locale(accept_language), here, nonce if isinstance(nonce, str) else None
         )
 
-    async def _pass(
-        self, state: RequestState, start: Message, body: Message, send: Send, cookies: bool
-    ) -> None:
-        """Send a page that does not get the banner as it came (with the usual enforcement)."""
-        if cookies or "consent" in state:
-            await self._enforce(state, start, send, cookies)
-        else:
-            await send(start)
-        await send(body)
-
-    def _tag_bytes(self, scope: Scope, state: RequestState) -> tuple[bytes, bytes]:
-        head, body = self._tags(scope, state)
-        return b"".join(head), b"".join(body)
-
-    async def _inject_whole(
-        self, scope: Scope, state: RequestState, start: Message, body: Message, send: Send, cookies: bool
-    ) -> None:
-        page = body.get("body", b"")
+    def _begin(
+        self, scope: Scope, state: RequestState, start: Message, cookies: bool
+    ) -> tuple[bytes, bytes] | None:
+        """Rewrite the start of an HTML page that gets the banner (new length, ``Vary``, the
+        firewall): the ``(head, body)`` bytes to insert into it, or None to leave it alone."""
         status = start["status"]
-        if not page or status in (204, 304) or status < 200 or 300 <= status < 400:
-            await self._pass(state, start, body, send, cookies)
-            return
+        if status < 200 or status in (204, 304) or 300 <= status < 400:
+            return None
         try:
-            head, tail = self._tags(scope, state)
+            tags = self._tags(scope, state)
         except Exception:
             # A broken template override must not take the site's pages down with it: the page
             # goes out without the banner, and the operator hears about it.
             log.exception("consentkit could not render the banner; the page is sent without it")
-            await self._pass(state, start, body, send, cookies)
-            return
-        html = insert_parts(page, head, tail)
+            return None
         consent: Consent = state["consent"]
         headers = start["headers"]
         if cookies:
             headers = self.kit.firewall.filter(list(headers), consent) or headers
         # One pass: the new length, and Vary — the page now shows the banner in the visitor's
         # language, or the settings control.
-        length = str(len(html)).encode()
         out: list[tuple[bytes, bytes]] = []
-        vary = None
+        vary = False
         for pair in headers:
             key = pair[0]
             if key == b"content-length" or (len(key) == 14 and key.lower() == b"content-length"):
-                pair = (key, length)
+                try:
+                    length = int(pair[1])
+                except ValueError:
+                    return None
+                if length <= 0:
+                    return None
+                pair = (key, b"%d" % (length + len(tags[0]) + len(tags[1])))
             elif len(key) == 4 and key.lower() == b"vary":
-                vary = len(out)
+                vary = True
             elif (
                 len(key) == 16
                 and key.lower() == b"content-encoding"
                 and pair[1].strip().lower() not in (b"", b"identity")
             ):
-                # Compressed: we would have to decompress it. The page goes as it came.
-                await self._pass(state, start, body, send, cookies)
-                return
+                return None  # compressed: we would have to decompress it
             out.append(pair)
-        if vary is None:
-            out.append(self.vary_page_header)
-        else:
+        if vary:
             _add_vary(out, self.vary_page)
+        else:
+            out.append(self.vary_page_header)
         if consent.stored is not None and consent.stored.old_key:
             out.append(self.kit.cookie_header(consent.stored))
         start["headers"] = out
-        await send(start)
-        await send({"type": "http.response.body", "body": html, "more_body": False})
+        return tags
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_wrapper(message: Message) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -96,3 +97,38 @@ async def assert_refused(kit: ConsentKit, response: httpx.Response, status: int,
         assert word.lower() in text.lower(), f"{word!r} not in message {text!r}"
     assert set_cookies(response) == []
     assert await all_records(kit) == []
+
+
+async def run_raw(
+    app: Any, scope_extra: dict[str, Any] | None = None, headers: Any = ()
+) -> list[dict[str, Any]]:
+    """One GET of ``app`` through raw ASGI calls, no client in between: the messages it sends."""
+    sent: list[dict[str, Any]] = []
+    received: list[bool] = []
+
+    async def receive() -> dict[str, Any]:
+        if received:  # the client stays connected until the response is over
+            await asyncio.Event().wait()
+        received.append(True)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+        **(scope_extra or {}),
+    }
+    await app(scope, receive, send)
+    return sent

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from html.parser import HTMLParser
 
 import httpx
 import pytest
 from conftest import BASE, SAME_ORIGIN, decide
+from http_helpers import run_raw
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jinja2 import DictLoader
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from consentkit import Policy
-from consentkit.inject import MAX_BUFFER
 
 PAGE = "<!doctype html><html lang='en'><head><title>Plans</title><script src='/tag.js'></script></head><body><h1>Plans</h1></body></html>"
 
@@ -46,9 +56,12 @@ async def streamed_without_body_end(request: Request) -> StreamingResponse:
     return StreamingResponse(chunks(), media_type="text/html")
 
 
-async def huge(request: Request) -> StreamingResponse:
-    # A page too large to hold back, arriving in chunks with its length announced.
-    body = b"<html><head></head><body>" + b"x" * (MAX_BUFFER + 10) + b"</body></html>"
+LARGE = b"<html><head></head><body>" + b"x" * (4 * 1024 * 1024 + 10) + b"</body></html>"
+
+
+async def large(request: Request) -> StreamingResponse:
+    # A large page arriving in chunks with its length announced.
+    body = LARGE
 
     async def chunks():
         for i in range(0, len(body), 65536):
@@ -73,7 +86,7 @@ ROUTES = [
     Route("/page", html_page),
     Route("/stream", streamed),
     Route("/fragments", streamed_without_body_end),
-    Route("/huge", huge),
+    Route("/large", large),
     Route("/json", json_page),
     Route("/empty", empty),
     Route("/redirect", redirect),
@@ -240,7 +253,15 @@ async def test_streamed_fragment_without_body_end_gets_the_banner_at_the_end(bro
     assert 'id="consentkit"' in html
 
 
-@pytest.mark.parametrize("path", ["/json", "/empty", "/redirect", "/huge"])
+async def test_a_large_page_in_chunks_gets_the_banner_and_its_right_length(browser):
+    r = await browser.get("/large")
+    assert int(r.headers["content-length"]) == len(r.content) > len(LARGE)
+    assert r.content.count(b'id="consentkit"') == 1
+    assert r.content.endswith(b"</body></html>")
+    assert r.content.index(b'id="consentkit"') > len(LARGE) - len(b"</body></html>")
+
+
+@pytest.mark.parametrize("path", ["/json", "/empty", "/redirect"])
 async def test_other_responses_are_left_alone(browser, path):
     r = await browser.get(path, follow_redirects=False)
     assert 'id="consentkit"' not in r.text
@@ -369,4 +390,52 @@ async def test_a_broken_banner_template_does_not_take_the_page_down(make_kit, ca
         r = await c.get("/page")
         assert r.status_code == 200 and r.text == PAGE
     assert "could not render the banner" in caplog.text
+    await kit.aclose()
+
+
+def chunked_page(chunks, announce_length=True):
+    async def app(scope, receive, send):
+        headers = [(b"content-type", b"text/html; charset=utf-8")]
+        if announce_length:
+            headers.append((b"content-length", str(sum(map(len, chunks))).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for i, chunk in enumerate(chunks):
+            await send({"type": "http.response.body", "body": chunk, "more_body": i < len(chunks) - 1})
+
+    return app
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(min_value=0, max_value=len(PAGE)), max_size=6), announce=st.booleans())
+async def test_a_page_in_any_chunks_gets_the_same_banner_and_its_announced_length(kit, cuts, announce):
+    page = PAGE.encode()
+    edges = [0, *sorted(cuts), len(page)]
+    chunks = [page[a:b] for a, b in itertools.pairwise(edges)]
+    whole = await run_raw(kit.middleware.cls(chunked_page([page]), **kit.middleware.kwargs))
+    split = await run_raw(kit.middleware.cls(chunked_page(chunks, announce), **kit.middleware.kwargs))
+    expected = whole[1]["body"]
+    assert expected != page and expected.count(b'id="consentkit"') == 1
+    assert b"".join(m["body"] for m in split[1:]) == expected
+    assert [m.get("more_body", False) for m in split[1:]][-1] is False
+    length = dict(split[0]["headers"]).get(b"content-length")
+    assert length == (str(len(expected)).encode() if announce else None)
+
+
+async def test_a_server_that_sends_files_itself_gets_them_untouched(kit, tmp_path):
+    # With the pathsend extension the server reads the file itself: the page cannot be
+    # rewritten, so its length must not be changed either.
+    (tmp_path / "page.html").write_text(PAGE)
+
+    async def file_page(request: Request) -> FileResponse:
+        return FileResponse(tmp_path / "page.html")
+
+    app = Starlette(routes=[Route("/", file_page), Route("/page", html_page)], middleware=[kit.middleware])
+    sent = await run_raw(app, {"extensions": {"http.response.pathsend": {}}})
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
+    assert dict(sent[0]["headers"])[b"content-length"] == str(len(PAGE)).encode()
+    # An ordinary page on the same server still gets the banner, with its length right.
+    sent = await run_raw(app, {"extensions": {"http.response.pathsend": {}}, "path": "/page"})
+    body = b"".join(m["body"] for m in sent[1:])
+    assert b'id="consentkit"' in body
+    assert dict(sent[0]["headers"])[b"content-length"] == str(len(body)).encode()
     await kit.aclose()
