@@ -94,7 +94,8 @@ class ConsentKit:
         self.hooks = Hooks(self.policy)
         self._requires_fallback = requires_fallback
         self._consents: dict[tuple[str, bool], Consent] = {}
-        self._by_header: dict[tuple[bytes, bool], Consent] = {}
+        # One cache per GPC signal, keyed by the raw header: no key tuple to build per request.
+        self._by_header: dict[bool, dict[bytes, Consent]] = {False: {}, True: {}}
         self._undecided = {gpc: evaluate(self.policy, None, gpc, 0.0) for gpc in (False, True)}
         self.inject = inject
         self.audit = AuditDesk(self, audit_users, audit_token)
@@ -195,14 +196,15 @@ class ConsentKit:
             return self._undecided[gpc]
         # A visitor sends the same Cookie header on request after request: remember the answer
         # for the whole header (short ones only, to bound memory), revalidating only its age.
-        hit = self._by_header.get((cookie_header, gpc))
+        by_header = self._by_header[gpc]
+        hit = by_header.get(cookie_header)
         if hit is not None and (not hit.decided or time.time() < hit.valid_until):
             return hit
         consent = self.consent_for_cookie(cookie_header.decode("latin-1"), gpc)
         if len(cookie_header) <= _MAX_CACHED_HEADER and (consent.decided or consent.subject_id is None):
-            if len(self._by_header) >= _CONSENT_CACHE_SIZE:
-                self._by_header.clear()
-            self._by_header[(cookie_header, gpc)] = consent
+            if len(by_header) >= _CONSENT_CACHE_SIZE:
+                by_header.clear()
+            by_header[cookie_header] = consent
         return consent
 
     def consent_for_cookie(self, cookie_header: str, gpc: bool) -> Consent:

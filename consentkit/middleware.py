@@ -72,7 +72,7 @@ class RequestState(dict[str, Any]):
 
 def _add_vary(headers: list[tuple[bytes, bytes]], vary: bytes) -> None:
     for i, (key, value) in enumerate(headers):
-        if key.lower() == b"vary":
+        if len(key) == 4 and key.lower() == b"vary":
             present = {v.strip().lower() for v in value.split(b",")}
             missing = [v for v in vary.split(b", ") if v.lower() not in present]
             if missing:
