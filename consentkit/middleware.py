@@ -81,6 +81,20 @@ def _add_vary(headers: list[tuple[bytes, bytes]], vary: bytes) -> None:
     headers.append((b"vary", vary))
 
 
+class _Page:
+    """Where a page that gets the banner is: its start held back, or the bytes still to insert."""
+
+    __slots__ = ("cookies", "held", "stream", "tags")
+
+    def __init__(
+        self, cookies: bool, held: Message | None = None, tags: tuple[bytes, bytes] | None = None
+    ) -> None:
+        self.cookies = cookies  # whether its start sets cookies (the firewall's business)
+        self.held = held
+        self.tags = tags
+        self.stream: StreamInserter | None = None
+
+
 class ConsentMiddleware:
     """Reads consent, serves the consent endpoints, and enforces consent on responses."""
 
@@ -94,6 +108,7 @@ class ConsentMiddleware:
         self.endpoints = Endpoints(kit)
         self.gpc_json = "/.well-known/gpc.json" if kit.policy.gpc_ids else None
         self.vary = b"Cookie, Sec-GPC" if kit.policy.gpc_ids else b"Cookie"
+        self.vary_header = (b"vary", self.vary)
         self.vary_page = self.vary + b", Accept-Language"
         self.vary_page_header = (b"vary", self.vary_page)
         self.inject = kit.inject
@@ -117,39 +132,14 @@ class ConsentMiddleware:
             state.update(previous)
         scope["state"] = state
 
-        cookies = False
-        tags: tuple[bytes, bytes] | None = None  # going into this HTML page, whose start has gone
-        stream: StreamInserter | None = None
-        held: Message | None = None
+        page: _Page | None = None  # an HTML page that gets the banner
 
         def send_wrapper(message: Message) -> Awaitable[None]:
-            nonlocal cookies, tags, stream, held
-            first: Awaitable[None] | None = None  # a held start, to go out before this message
-            if held is not None:
-                start, held = held, None
-                if message["type"] == "http.response.body":
-                    tags = self._begin(scope, state, start, cookies)
-                if tags is None:
-                    if cookies or "consent" in state:
-                        return _in_order(self._enforce(state, start, send, cookies), send, message)
-                    return _in_order(send(start), send, message)
-                first = send(start)
-            if tags is not None:
-                to: Send = send
-                if stream is not None:
-                    to = stream
-                elif not message.get("more_body", False):
-                    # The usual case: the whole page in one message.
-                    body = message.get("body", b"")
-                    if body and message["type"] == "http.response.body":
-                        message["body"] = insert(body, *tags)
-                    tags = None
-                else:
-                    to = stream = StreamInserter(send, *tags)
-                # (Never through send_wrapper itself: a function referring to itself is a cycle.)
-                return to(message) if first is None else _in_order(first, to, message)
+            nonlocal page
+            if page is not None:
+                return self._page_message(page, scope, state, message, send)
             if message["type"] == "http.response.start":
-                html = False
+                html = cookies = False
                 for key, value in message["headers"]:
                     if key == b"content-type":
                         html = value.startswith(b"text/html")
@@ -163,10 +153,11 @@ class ConsentMiddleware:
                     if extensions and (_PATHSEND in extensions or _ZEROCOPY in extensions):
                         # The body may come as a file the server sends itself, which we cannot
                         # rewrite: see the next message before announcing a new length.
-                        held = message
+                        page = _Page(cookies, held=message)
                         return _DONE
                     tags = self._begin(scope, state, message, cookies)
                     if tags is not None:
+                        page = _Page(cookies, tags=tags)
                         return send(message)
                 if cookies or "consent" in state:
                     return self._enforce(state, message, send, cookies)
@@ -174,19 +165,51 @@ class ConsentMiddleware:
 
         return self.app(scope, receive, send_wrapper)
 
+    def _page_message(
+        self, page: _Page, scope: Scope, state: RequestState, message: Message, send: Send
+    ) -> Awaitable[None]:
+        """A message after the start of a page that gets the banner."""
+        first: Awaitable[None] | None = None  # a held start, to go out before this message
+        if page.held is not None:
+            start, page.held = page.held, None
+            if message["type"] == "http.response.body":
+                page.tags = self._begin(scope, state, start, page.cookies)
+            if page.tags is None:
+                if page.cookies or "consent" in state:
+                    return _in_order(self._enforce(state, start, send, page.cookies), send, message)
+                return _in_order(send(start), send, message)
+            first = send(start)
+        to: Send = send
+        if page.stream is not None:
+            to = page.stream
+        elif page.tags is not None:
+            if not message.get("more_body", False):
+                # The usual case: the whole page in one message.
+                body = message.get("body", b"")
+                if body and message["type"] == "http.response.body":
+                    message["body"] = insert(body, *page.tags)
+                page.tags = None
+            else:
+                to = page.stream = StreamInserter(send, *page.tags)
+        return to(message) if first is None else _in_order(first, to, message)
+
     def _enforce(self, state: RequestState, message: Message, send: Send, cookies: bool) -> Awaitable[None]:
         consent: Consent = state["consent"]
-        headers = list(message["headers"])
+        headers = message["headers"]
         if cookies:
-            filtered = self.kit.firewall.filter(headers, consent)
-            if filtered is not None:
-                headers = filtered
+            headers = self.kit.firewall.filter(headers, consent) or headers
         # The answer depended on the visitor's cookie (and signal): keep it out of shared caches.
-        _add_vary(headers, self.vary)
+        for key, _ in headers:
+            if len(key) == 4 and key.lower() == b"vary":
+                out = list(headers)
+                _add_vary(out, self.vary)
+                break
+        else:
+            out = [*headers, self.vary_header]
         stored = consent.stored
         if stored is not None and stored.old_key:
-            headers.append(self.kit.cookie_header(stored))
-        message["headers"] = headers
+            out.append(self.kit.cookie_header(stored))
+        message["headers"] = out
         return send(message)
 
     def _tags(self, scope: Scope, state: RequestState) -> tuple[bytes, bytes]:
