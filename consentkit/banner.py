@@ -46,6 +46,7 @@ _BTOKEN, _BNEXT, _BNONCE_ATTR = (p.encode() for p in (_TOKEN, _NEXT, _NONCE_ATTR
 _PLACEHOLDERS = re.compile(b"(\x00ck-[a-z-]+\x00)")
 _TOKEN_TTL = 600.0  # reuse an anti-forgery token this long (it is valid for two days)
 _CACHE_SIZE = 512
+_Tags = tuple[bytes, bytes]  # (for the top of <head>, for just before </body>)
 
 
 def ui_locales() -> tuple[str, ...]:
@@ -82,7 +83,8 @@ class Renderer:
         self._tokens: dict[str | None, tuple[float, str]] = {}
         self._tags: dict[tuple[Any, ...], tuple[_Filler, _Filler]] = {}
         self._locales: dict[str | bytes | None, str] = {}
-        self._filled: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
+        # Per consent: (token made at, token, {(locale, page, nonce): (head, body)}).
+        self._filled: dict[Consent, tuple[float, str, dict[tuple[str, str, str | None], _Tags]]] = {}
         self.css_url = self.static.url(kit.prefix, "consentkit.css")
         self.js_url = self.static.url(kit.prefix, "consentkit.js")
         self.consent_mode_url = self.static.url(kit.prefix, "consent-mode.js")
@@ -205,15 +207,18 @@ class Renderer:
         return html.replace(" data-consentkit", " data-consentkit" + data, 1)
 
     def _token(self, subject_id: str | None) -> str:
-        now = time.monotonic()
+        return self._token_entry(subject_id, time.monotonic())[1]
+
+    def _token_entry(self, subject_id: str | None, now: float) -> tuple[float, str]:
+        """``(made_at, token)``: a subject's anti-forgery token, made again after a while."""
         hit = self._tokens.get(subject_id)
         if hit is not None and now - hit[0] < _TOKEN_TTL:
-            return hit[1]
-        token = self.kit.csrf.token(subject_id)
+            return hit
+        hit = (now, self.kit.csrf.token(subject_id))
         if len(self._tokens) >= _CACHE_SIZE * 8:
             self._tokens.clear()
-        self._tokens[subject_id] = (now, token)
-        return token
+        self._tokens[subject_id] = hit
+        return hit
 
     # -- tags around it -----------------------------------------------------------------------
 
@@ -221,8 +226,29 @@ class Renderer:
         """``(head, body)`` bytes to inject into one visitor's page; the hot path of injection.
 
         Everything but the anti-forgery token, the return path and a CSP nonce is rendered once
-        per language and consent state and kept, already encoded.
+        per language and consent state and kept, already encoded; the filled-in copies are kept
+        per consent (``Consent`` objects are shared by every request with the same cookie, and
+        hash by identity) until the token is renewed.
         """
+        now = time.monotonic()
+        mine = self._filled.get(consent)
+        if mine is None or now - mine[0] >= _TOKEN_TTL:
+            made_at, token = self._token_entry(consent.subject_id, now)
+            mine = (made_at, token, {})
+            if len(self._filled) >= _CACHE_SIZE:
+                self._filled.clear()
+            self._filled[consent] = mine
+        filled = mine[2].get((locale, next_path, nonce))
+        if filled is None:
+            filled = self._fill(consent, locale, next_path, nonce, mine[1])
+            if len(mine[2]) >= _CACHE_SIZE:
+                mine[2].clear()
+            mine[2][locale, next_path, nonce] = filled
+        return filled
+
+    def _fill(
+        self, consent: Consent, locale: str, next_path: str, nonce: str | None, token: str
+    ) -> tuple[bytes, bytes]:
         prev = consent.previous
         state = (
             consent.decided,
@@ -230,12 +256,6 @@ class Renderer:
             consent.granted,
             None if prev is None else (prev.granted, prev.revision),
         )
-        token = self._token(consent.subject_id)
-        # Filled in, for the pages visitors without a subject id (and so one token) see most.
-        filled_key = (locale, state, token, next_path, nonce)
-        filled = self._filled.get(filled_key)
-        if filled is not None:
-            return filled
         key = (locale, state)
         entry = self._tags.get(key)
         if entry is None:
@@ -249,14 +269,10 @@ class Renderer:
         nxt = _next_bytes(next_path)
         nonce_attr = _nonce_attr(nonce) if nonce else b""
         tok = token.encode()
-        filled = (
+        return (
             b"".join(entry[0].fill(tok, nxt, nonce_attr)),
             b"".join(entry[1].fill(tok, nxt, nonce_attr)),
         )
-        if len(self._filled) >= _CACHE_SIZE:
-            self._filled.clear()
-        self._filled[filled_key] = filled
-        return filled
 
     def head_tags(self, consent: Consent, nonce: str | None = None) -> str:
         """The stylesheet and the Consent Mode defaults, for the top of ``<head>``."""

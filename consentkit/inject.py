@@ -74,9 +74,10 @@ def insert(html: bytes, head: bytes, body: bytes) -> bytes:
 class StreamInserter:
     """Puts ``head`` and ``body`` into an HTML page that arrives in several body messages.
 
-    Chunk by chunk, in constant memory: ``head`` after ``<head>`` (looked for in the first
-    8 KiB), ``body`` in front of ``</body>`` when it comes by — a few bytes are held back so that
-    a tag split between two chunks is still found — or at the very end. Exactly ``head`` and
+    Chunk by chunk, in constant memory, where :func:`insert` would put them: ``head`` after
+    ``<head>`` (looked for in the first 8 KiB), ``body`` in front of ``</body>`` when it comes
+    by — a few bytes are held back so that a tag split between two chunks is still found — or
+    at the very end. Exactly ``head`` and
     ``body`` are added, whatever the page looks like, so an announced length stays right.
     """
 
@@ -97,11 +98,13 @@ class StreamInserter:
         more = message.get("more_body", False)
         data = self._carry + message.get("body", b"")
         if not self._head_done:
-            match = _HEAD.search(data, 0, 8192)
-            if match is not None:
-                data = data[: match.end()] + self._head + data[match.end() :]
+            at = head_end(data)
+            # Where it goes depends on what follows <head> (a charset declaration stays first):
+            # wait for a few more bytes of it, as insert() would see them.
+            if at >= 0 and (not more or len(data) >= at + 64 or len(data) > 8192):
+                data = data[:at] + self._head + data[at:]
                 self._head_done = True
-            elif len(data) > 8192 or not more:
+            elif at < 0 and (len(data) > 8192 or not more):
                 # No <head> to be found: the stylesheet goes with the banner.
                 self._body, self._head_done = self._head + self._body, True
             if self._head_done:
