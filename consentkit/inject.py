@@ -77,8 +77,8 @@ class StreamInserter:
     Chunk by chunk, in constant memory, where :func:`insert` would put them: ``head`` after
     ``<head>`` (looked for in the first 8 KiB), ``body`` in front of ``</body>`` when it comes
     by — a few bytes are held back so that a tag split between two chunks is still found — or
-    at the very end. Exactly ``head`` and
-    ``body`` are added, whatever the page looks like, so an announced length stays right.
+    at the very end. Exactly ``head`` and ``body`` are added, whatever the page looks like, so
+    an announced length stays right.
     """
 
     __slots__ = ("_body", "_carry", "_head", "_head_done", "_send")
