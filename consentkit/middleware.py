@@ -70,15 +70,15 @@ class RequestState(dict[str, Any]):
         return consent
 
 
-def _add_vary(headers: list[tuple[bytes, bytes]], vary: bytes) -> None:
-    for i, (key, value) in enumerate(headers):
-        if len(key) == 4 and key.lower() == b"vary":
-            present = {v.strip().lower() for v in value.split(b",")}
-            missing = [v for v in vary.split(b", ") if v.lower() not in present]
-            if missing:
-                headers[i] = (key, b", ".join([value, *missing]))
-            return
-    headers.append((b"vary", vary))
+def _is_vary(key: bytes) -> bool:
+    return len(key) == 4 and key.lower() == b"vary"
+
+
+def _merge_vary(value: bytes, vary: bytes) -> bytes:
+    """A ``Vary`` value that also names the fields of ``vary`` (``b"Cookie, Sec-GPC"``)."""
+    present = {v.strip().lower() for v in value.split(b",")}
+    missing = [v for v in vary.split(b", ") if v.lower() not in present]
+    return b", ".join([value, *missing]) if missing else value
 
 
 class _Page:
@@ -199,10 +199,10 @@ class ConsentMiddleware:
         if cookies:
             headers = self.kit.firewall.filter(headers, consent) or headers
         # The answer depended on the visitor's cookie (and signal): keep it out of shared caches.
-        for key, _ in headers:
-            if len(key) == 4 and key.lower() == b"vary":
+        for i, (key, value) in enumerate(headers):
+            if _is_vary(key):
                 out = list(headers)
-                _add_vary(out, self.vary)
+                out[i] = (key, _merge_vary(value, self.vary))
                 break
         else:
             out = [*headers, self.vary_header]
@@ -254,7 +254,7 @@ class ConsentMiddleware:
         consent: Consent = state["consent"]
         headers = start["headers"]
         if cookies:
-            headers = self.kit.firewall.filter(list(headers), consent) or headers
+            headers = self.kit.firewall.filter(headers, consent) or headers
         # One pass: the new length, and Vary — the page now shows the banner in the visitor's
         # language, or the settings control.
         out: list[tuple[bytes, bytes]] = []
@@ -269,8 +269,9 @@ class ConsentMiddleware:
                 if length <= 0:
                     return None
                 pair = (key, b"%d" % (length + len(tags[0]) + len(tags[1])))
-            elif len(key) == 4 and key.lower() == b"vary":
+            elif _is_vary(key):
                 vary = True
+                pair = (key, _merge_vary(pair[1], self.vary_page))
             elif (
                 len(key) == 16
                 and key.lower() == b"content-encoding"
@@ -278,9 +279,7 @@ class ConsentMiddleware:
             ):
                 return None  # compressed: we would have to decompress it
             out.append(pair)
-        if vary:
-            _add_vary(out, self.vary_page)
-        else:
+        if not vary:
             out.append(self.vary_page_header)
         if consent.stored is not None and consent.stored.old_key:
             out.append(self.kit.cookie_header(consent.stored))

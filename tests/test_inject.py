@@ -451,3 +451,17 @@ async def test_a_server_that_sends_files_itself_gets_them_untouched(kit, tmp_pat
     assert b'id="consentkit"' in body
     assert dict(sent[0]["headers"])[b"content-length"] == str(len(body)).encode()
     await kit.aclose()
+
+
+async def test_a_page_with_its_own_vary_keeps_it_and_adds_ours(kit):
+    async def page_with_vary(request):
+        return HTMLResponse(PAGE, headers={"Vary": "Accept-Encoding, cookie"})
+
+    app = Starlette(routes=[Route("/", page_with_vary)], middleware=[kit.middleware])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
+        r = await c.get("/")
+    assert 'id="consentkit"' in r.text and int(r.headers["content-length"]) == len(r.content)
+    assert len(r.headers.get_list("vary")) == 1
+    fields = [v.strip().lower() for v in r.headers["vary"].split(",")]
+    assert sorted(fields) == ["accept-encoding", "accept-language", "cookie", "sec-gpc"]
+    await kit.aclose()

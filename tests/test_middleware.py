@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import SAME_ORIGIN, SECRET, decide, make_app
-from http_helpers import consent_cookie, serve, set_cookie_names, set_cookies
+from http_helpers import consent_cookie, run_raw, serve, set_cookie_names, set_cookies
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -274,41 +274,11 @@ async def test_wrap_serves_endpoints_and_enforces_on_a_raw_asgi_app(kit):
         assert (await c.get("/.well-known/gpc.json")).json()["gpc"] is True
 
 
-async def _call_http(app: Any, scope_extra: dict[str, Any]) -> tuple[int, list[Any], bytes]:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-        **scope_extra,
-    }
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], start["headers"], body
-
-
 async def test_lifespan_state_on_the_request_is_kept(kit):
-    status, _, body = await _call_http(kit.wrap(raw_app), {"state": {"db": "pool-1"}})
+    sent = await run_raw(kit.wrap(raw_app), {"state": {"db": "pool-1"}})
     await kit.aclose()
-    assert status == 200
-    assert body == b"analytics=False ads=False db=pool-1"
+    assert sent[0]["status"] == 200
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"analytics=False ads=False db=pool-1"
 
 
 # -- websockets ----------------------------------------------------------------------------------------
@@ -456,7 +426,6 @@ async def test_requests_leave_no_reference_cycles_behind(kit, tmp_path):
     # A request whose objects refer to one another in a cycle is freed only by the cyclic garbage
     # collector, which then runs every few hundred requests over everything they held: the
     # middleware must leave no more of them than the bare application does.
-    from http_helpers import run_raw
     from starlette.responses import FileResponse, HTMLResponse, StreamingResponse
 
     page = "<!doctype html><html><head><title>t</title></head><body><h1>Plans</h1></body></html>"
