@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 LEDGER ?= sqlite:///demo-ledger.db
 
-.PHONY: venv demo test bench lint format clean i18n browser-deps
+.PHONY: venv demo test bench lint format clean i18n browser-deps widget widget-deps
 
 venv: $(VENV)/.installed
 
@@ -19,13 +19,24 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(PY) -m demo_site --host $(HOST) --port $(PORT) --ledger $(LEDGER)
 
-test: venv browser-deps
+test: venv browser-deps widget-deps
 	$(PY) -m pytest
 
 # axe-core for the browser tests' accessibility checks (needs npm; Chromium comes from Debian).
 browser-deps:
 	@if command -v npm >/dev/null 2>&1 && [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then \
 		cd tests/browser && npm ci --no-audit --no-fund --silent; fi
+
+# The pinned esbuild (widget/package-lock.json) that builds the shipped widget/consentkit.js;
+# tests/test_widget_build.py rebuilds with it. Reinstalled when the lockfile is newer than the install.
+widget-deps:
+	@if command -v npm >/dev/null 2>&1 && { [ ! -f widget/node_modules/.package-lock.json ] || \
+		[ widget/package-lock.json -nt widget/node_modules/.package-lock.json ]; }; then \
+		cd widget && npm ci --no-audit --no-fund --silent; fi
+
+# Rebuild widget/consentkit.js (minified, shipped) from widget/src/consentkit.js (readable).
+widget: widget-deps
+	cd widget && npm run --silent build
 
 bench: venv
 	$(PY) benchmarks/middleware.py

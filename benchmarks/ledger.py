@@ -31,6 +31,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from consentkit import ConsentKit, Policy, open_ledger
+from consentkit.decisions import RequestFacts
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "benchmark-secret-key-0123456789abcdef"
@@ -116,14 +117,12 @@ async def measure(args: argparse.Namespace, url: str, clients: int, start_at: fl
                 start = time.perf_counter()
             if args.direct:
                 await kit.ledger.append(
-                    kit.new_record(
-                        subject_id=f"subject-{i}",
-                        action="accept_all",
-                        purposes=dict.fromkeys(policy.ids, True),
-                        method="banner",
-                        locale="en",
-                        ip_prefix="203.0.113.0/24",
-                        user_agent="Mozilla/5.0",
+                    kit.decisions.new_record(
+                        f"subject-{i}",
+                        "accept_all",
+                        dict.fromkeys(policy.ids, True),
+                        "banner",
+                        RequestFacts(locale="en", ip_prefix="203.0.113.0/24", user_agent="Mozilla/5.0"),
                     )
                 )
                 ok = True

@@ -6,17 +6,20 @@ import asyncio
 import json
 import re
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
+from .audit.export import FORMATS, write_export
 from .errors import ConsentkitError
-from .export import FORMATS, write_export
 from .ledger import RecordFilter, open_ledger
-from .ledger.records import ACTIONS
+from .ledger.vocabulary import Action
+
+if TYPE_CHECKING:
+    from .audit.stats import Stats
 
 T = TypeVar("T")
 
@@ -94,7 +97,9 @@ def policy_check(file: Path) -> None:
 @click.option("--until", callback=_timestamp, help="Only records before this date/time (UTC).")
 @click.option("--subject", help="Only this subject's records.")
 @click.option("--purpose", help="Only records whose decision includes this purpose.")
-@click.option("--action", type=click.Choice(sorted(ACTIONS)), help="Only records of this action.")
+@click.option(
+    "--action", type=click.Choice(sorted(a.value for a in Action)), help="Only records of this action."
+)
 @click.option(
     "--output",
     "-o",
@@ -162,7 +167,7 @@ def verify(ledger_url: str, jobs: int | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def stats(ledger_url: str, period: str, since: str | None, until: str | None, as_json: bool) -> None:
     """Records, subjects, decisions per action, consent rate per purpose, GPC share."""
-    from .stats import compute
+    from .audit.stats import compute
 
     async def go() -> Any:
         ledger = open_ledger(ledger_url, create=False)
@@ -176,32 +181,52 @@ def stats(ledger_url: str, period: str, since: str | None, until: str | None, as
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    _print_stats(result)
 
-    console = Console()
+
+def _print_stats(result: Stats) -> None:
+    """The figures as plain aligned text tables: totals, records per action, and per period the
+    decisions, the consent rate of every purpose and the GPC share."""
     total = result.total
-    console.print(
-        f"[bold]{total.records}[/] records, [bold]{result.subjects}[/] subjects, "
-        f"[bold]{total.decisions}[/] decisions, GPC share {total.gpc_share():.1%}"
+    click.echo(
+        f"{total.records} records, {result.subjects} subjects, "
+        f"{total.decisions} decisions, GPC share {total.gpc_share():.1%}"
     )
-    actions = Table("action", "records", title="Records per action")
-    for action, n in sorted(total.actions.items()):
-        actions.add_row(action, str(n))
-    console.print(actions)
+    click.echo()
+    actions = [(action, str(n)) for action, n in sorted(total.actions.items())]
+    _table("Records per action", ("action", "records"), actions)
+    click.echo()
     purposes = sorted(total.asked)
-    table = Table(
-        period, "decisions", *[f"{p} %" for p in purposes], "GPC %", title=f"Consent rate per {period}"
-    )
+    rows = []
     for key, bucket in sorted(result.periods.items()):
         rates = bucket.consent_rate()
-        table.add_row(
-            key,
-            str(bucket.decisions),
-            *[f"{rates[p]:.1%}" if p in rates else "–" for p in purposes],
-            f"{bucket.gpc_share():.1%}",
+        rows.append(
+            (
+                key,
+                str(bucket.decisions),
+                *[f"{rates[p]:.1%}" if p in rates else "–" for p in purposes],
+                f"{bucket.gpc_share():.1%}",
+            )
         )
-    console.print(table)
+    header = (result.period, "decisions", *[f"{p} %" for p in purposes], "GPC %")
+    _table(f"Consent rate per {result.period}", header, rows)
+
+
+def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print a plain aligned table: the first column (names) to the left, figures to the right."""
+    widths = [max(map(len, column)) for column in zip(header, *rows, strict=False)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    click.echo(title)
+    click.echo(line(header))
+    click.echo(line(["-" * width for width in widths]))
+    for row in rows:
+        click.echo(line(row))
 
 
 @main.command()
@@ -274,13 +299,8 @@ def hash_password_command() -> None:
 def report(ledger_url: str, out: Path, since: str | None, until: str | None, title: str) -> None:
     """Write the overview (consent rates over time as charts, decisions, GPC, chain) to one
     self-contained HTML file, for sending to a regulator."""
-    from datetime import datetime as _dt
-
-    from markupsafe import Markup
-
-    from .audit import _css
+    from .audit.report import render_report, report_overview
     from .ledger.parallel import verify_parallel
-    from .overview import build
 
     for name, value in (("--since", since), ("--until", until)):
         if value is not None:
@@ -292,52 +312,10 @@ def report(ledger_url: str, out: Path, since: str | None, until: str | None, tit
                 ) from None
 
     verified = verify_parallel(ledger_url)
-
-    async def go() -> Any:
-        ledger = open_ledger(ledger_url, create=False)
-        try:
-            await ledger.open()
-            o = await build(ledger, since, until)
-            o.last_verify = {
-                "at": _dt.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-                "ok": verified.ok,
-                "records": verified.records,
-                "head": verified.head_hash,
-                "first_bad_seq": verified.first_bad_seq,
-                "problem": verified.problem,
-            }
-            return o
-        finally:
-            await ledger.close()
-
-    overview = _run(go())
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    env = Environment(
-        loader=PackageLoader("consentkit", "templates"), autoescape=select_autoescape(default=True)
-    )
-    html = env.get_template("consentkit/audit/report.html").render(
-        o=overview,
-        titles={},
-        controller=title,
-        css=Markup(_css()),
-        made=_dt.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        ledger=_safe_url(ledger_url),
-    )
-    out.write_text(html, encoding="utf-8")
+    overview = _run(report_overview(ledger_url, since, until, verified))
+    out.write_text(render_report(overview, controller=title, ledger_url=ledger_url), encoding="utf-8")
     state = "chain intact" if verified.ok else f"CHAIN BROKEN at seq {verified.first_bad_seq}"
     click.echo(f"wrote {out} ({overview.records} records, {state})")
-
-
-def _safe_url(url: str) -> str:
-    """A ledger URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def _progress(verb: str) -> Callable[[int], None] | None:

@@ -1,4 +1,4 @@
-"""A visitor's consent as the site sees it on one request (DESIGN §1 and §3)."""
+"""A visitor's consent as the site sees it on one request (the README's "How consent is decided")."""
 
 from __future__ import annotations
 
@@ -113,7 +113,8 @@ class Consent:
 
 
 def evaluate(policy: Policy, stored: StoredDecision | None, gpc: bool, now: float) -> Consent:
-    """Apply DESIGN §1's validity rules and the GPC signal to what a cookie carried."""
+    """Apply the validity rules (the README's "How consent is decided") and the GPC signal to
+    what a cookie carried."""
     essential = policy.essential_ids
     if stored is None:
         return Consent(policy, decided=False, granted=essential, denied=frozenset(), gpc=gpc)

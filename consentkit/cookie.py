@@ -1,4 +1,4 @@
-"""The signed consent cookie (DESIGN §2).
+"""The signed consent cookie (the README's "The consent cookie").
 
 The value is an itsdangerous timestamped signature over a compact text payload::
 
@@ -17,10 +17,12 @@ only age is rechecked on every use.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, TimestampSigner
 
+from .cache import BoundedCache
 from .entropy import token_urlsafe
 from .errors import ConfigurationError
 
@@ -71,7 +73,7 @@ class CookieCodec:
                 )
         self._signer = _signer(secret_keys[0])
         self._old_signers = [_signer(k) for k in secret_keys[1:]]
-        self._cache: dict[str, StoredDecision] = {}
+        self._cache: BoundedCache[str, StoredDecision] = BoundedCache(_CACHE_SIZE)
 
     def encode(self, decision: StoredDecision) -> str:
         """Sign ``decision`` with the newest key."""
@@ -102,10 +104,7 @@ class CookieCodec:
             return None
         decision = self._verify(value)
         if decision is not None:
-            if len(self._cache) >= _CACHE_SIZE:
-                # Clearing beats LRU bookkeeping on the hot path; live visitors re-verify once.
-                self._cache.clear()
-            self._cache[value] = decision
+            self._cache.put(value, decision)
         return decision
 
     def _verify(self, value: str) -> StoredDecision | None:
@@ -161,3 +160,27 @@ def _parse(payload: bytes, old_key: bool) -> StoredDecision | None:
         )
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+class ConsentCookie:
+    """The ``Set-Cookie`` header that carries a decision: ``Path=/; HttpOnly; SameSite=Lax``,
+    ``Secure`` unless turned off for plain-http development, and a ``Max-Age`` that ends with
+    the consent's lifetime (a re-signed cookie does not live longer than the decision)."""
+
+    __slots__ = ("codec", "lifetime", "name", "secure")
+
+    def __init__(self, name: str, codec: CookieCodec, lifetime_seconds: int, secure: bool) -> None:
+        self.name = name
+        self.codec = codec
+        self.lifetime = lifetime_seconds
+        self.secure = secure
+
+    def header(self, stored: StoredDecision) -> tuple[bytes, bytes]:
+        """``(b"set-cookie", value)`` for ``stored``, signed with the newest key."""
+        remaining = max(0, stored.decided_at + self.lifetime - int(time.time()))
+        value = (
+            f"{self.name}={self.codec.encode(stored)}; Max-Age={remaining}; Path=/; HttpOnly; SameSite=Lax"
+        )
+        if self.secure:
+            value += "; Secure"
+        return (b"set-cookie", value.encode("latin-1"))

@@ -1,225 +1,193 @@
-"""Reading and checking a posted decision (``POST /consent``).
+"""A decision's one path: from a visitor's choice to a durable record and a new consent.
 
-Everything a visitor's browser (or a forger) can send is checked here, before anything is
-written: content type, size, origin, fields, action, purposes and the ``next`` path. Each
-problem becomes a :class:`BadDecision` with the status and a message that says what was wrong.
+Whatever collects a decision — the banner's ``POST /consent``, the widget, ``kit.record`` for a
+consent that is not a cookie — hands it here, already checked, with the facts of the request
+that carried it. Read top to bottom, :meth:`Decisions.decide` is what a decision does:
+
+1. the subject is the one the visitor's cookie already names, or a new pseudonymous id;
+2. the choice becomes the full decision, every purpose of the policy true or false;
+3. the ledger record is appended, and this waits until it is durable (a ledger that cannot be
+   written raises, and nothing is acknowledged);
+4. the cookie's decision and the visitor's new consent are made from the committed record.
+
+Nothing here knows HTTP: reading a request is ``consentkit/http/decision_form.py``'s job, and
+answering one the endpoint's.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from datetime import datetime
+from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
+from .canonical import canonical_json
+from .consent import Consent, evaluate
+from .cookie import StoredDecision, new_subject_id
+from .errors import InvalidRecordError
+from .ledger import Ledger, LedgerRecord, NewRecord
+from .ledger.vocabulary import RECORD_ACTIONS, RECORD_METHODS, Action, Method
+from .policy import PURPOSE_ID_PATTERN, Policy
 
-from .consent import Consent
-
-if TYPE_CHECKING:
-    from .kit import ConsentKit
-
-ACTIONS = ("accept_all", "reject_all", "save", "withdraw")
-JSON_METHODS = ("banner", "preferences")
-FORM_FIELDS = frozenset({"action", "granted", "next", "csrf_token"})
-JSON_FIELDS = frozenset({"action", "granted", "method", "next"})
-MAX_FIELDS = 100
-
-
-class BadDecision(Exception):
-    """A decision request that must be refused with a 4xx (nothing is written)."""
-
-    def __init__(self, status: int, code: str, message: str, json_body: bool) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.json = json_body
+MAX_EVIDENCE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
-    """A checked decision, ready to be recorded."""
+class Choice:
+    """What a visitor chose, checked against the policy."""
 
-    action: str
+    action: Action
     granted: frozenset[str]  # the resulting granted purposes, essential ones included
-    method: str
-    next: str
-    json: bool
+    method: Method
+
+    @classmethod
+    def of(cls, policy: Policy, action: Action, requested: frozenset[str], method: Method) -> Choice:
+        """The choice an action makes: all, only the essential ones, or what was ticked."""
+        if action is Action.ACCEPT_ALL:
+            granted = frozenset(policy.ids)
+        elif action is Action.SAVE:
+            granted = requested | policy.essential_ids
+        else:  # reject_all, withdraw: a shared form's ticked boxes do not count for them
+            granted = policy.essential_ids
+        return cls(action, granted, method)
 
 
-def header_dict(request: Request) -> dict[str, str]:
-    """The request's headers as a plain dict (lower-case names; the last of repeated ones)."""
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What the ledger keeps of the request that carried a decision."""
+
+    locale: str
+    ip_prefix: str | None = None  # already truncated (/24, /48)
+    user_agent: str | None = None  # already cut to 512 characters
+    gpc: bool = False
 
 
-async def parse_decision(
-    request: Request, kit: ConsentKit, before: Consent, headers: dict[str, str]
-) -> Decision:
-    """Check everything about a posted decision; raise :class:`BadDecision` on the first problem."""
-    ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    is_json = ctype == "application/json"
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A committed decision: its record, the cookie's decision and the visitor's new consent."""
 
-    def bad(status: int, code: str, message: str) -> BadDecision:
-        return BadDecision(status, code, message, is_json)
+    record: LedgerRecord
+    stored: StoredDecision
+    consent: Consent
 
-    if not is_json and ctype != "application/x-www-form-urlencoded":
-        raise bad(
-            415,
-            "unsupported_media_type",
-            "send the decision as application/x-www-form-urlencoded or application/json"
-            + (f", not {ctype}" if ctype else " (no Content-Type was given)"),
+
+class Decisions:
+    """Turns checked choices into durable ledger records and new consents."""
+
+    def __init__(self, policy: Policy, ledger: Ledger) -> None:
+        self.policy = policy
+        self.ledger = ledger
+
+    async def decide(self, choice: Choice, before: Consent, facts: RequestFacts) -> Outcome:
+        """Record a visitor's choice durably; then what the cookie and the page may say."""
+        policy = self.policy
+        known = remembered(before)
+        subject = known.subject_id if known is not None else new_subject_id()
+        purposes = {pid: pid in choice.granted for pid in policy.ids}
+        record = await self.ledger.append(
+            self.new_record(subject, choice.action, purposes, choice.method, facts)
+        )
+        stored = StoredDecision(
+            subject_id=subject,
+            revision=policy.revision,
+            granted=frozenset(p for p in policy.optional_ids if purposes[p]),
+            denied=frozenset(p for p in policy.optional_ids if not purposes[p]),
+            decided_at=int(datetime.fromisoformat(record.recorded_at).timestamp()),
+            receipt=record.receipt,
+            gpc=facts.gpc,
+        )
+        return Outcome(record, stored, evaluate(policy, stored, facts.gpc, time.time()))
+
+    async def record(
+        self,
+        subject_id: str,
+        purposes: Mapping[str, bool],
+        facts: RequestFacts,
+        *,
+        action: str = Action.RECORD,
+        method: str = Method.API,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> LedgerRecord:
+        """Record a consent that is not a cookie (``kit.record``), after checking every field."""
+        entry = self.new_record(
+            _check_subject(subject_id),
+            _check_choice("action", action, RECORD_ACTIONS),
+            _check_purposes(purposes),
+            _check_choice("method", method, RECORD_METHODS),
+            facts,
+            _check_evidence(evidence),
+        )
+        return await self.ledger.append(entry)
+
+    def new_record(
+        self,
+        subject_id: str,
+        action: str,
+        purposes: Mapping[str, bool],
+        method: str,
+        facts: RequestFacts,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> NewRecord:
+        """A record under the current policy."""
+        policy = self.policy
+        return NewRecord(
+            subject_id=subject_id,
+            # Plain strings into the ledger, whatever enum the caller holds.
+            action=str(action),
+            purposes=purposes,
+            method=str(method),
+            policy_revision=policy.revision,
+            policy_version=policy.version,
+            policy_digest=policy.digest,
+            policy_json=policy.canonical_json,
+            locale=facts.locale,
+            ip_prefix=facts.ip_prefix,
+            user_agent=facts.user_agent,
+            gpc=facts.gpc,
+            evidence=evidence,
         )
 
-    fetch_site = headers.get("sec-fetch-site")
-    origin = headers.get("origin")
-    problem = kit.csrf.origin_problem(fetch_site, origin, headers.get("host"))
-    if problem:
-        raise bad(403, "cross_site", problem)
 
-    body = await _read_body(request, headers, kit.max_body, bad)
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise bad(400, "bad_encoding", "the body is not UTF-8") from None
-
-    if is_json:
-        fields = _json_fields(text, bad)
-    else:
-        fields = _form_fields(text, bad)
-        if fetch_site is None and origin is None:
-            token = fields.get("csrf_token")
-            known = kit.stored_for(before)
-            subject = known.subject_id if known is not None else None
-            if not kit.csrf.token_ok(token if isinstance(token, str) else None, subject):
-                raise bad(
-                    403,
-                    "bad_token",
-                    "this form has no valid anti-forgery token (it may have expired): reload the page and "
-                    "choose again",
-                )
-
-    action = fields.get("action")
-    if not isinstance(action, str) or action not in ACTIONS:
-        shown = "missing" if action is None else repr(action)
-        raise bad(400, "bad_action", f"action is {shown}; use one of {', '.join(ACTIONS)}")
-
-    policy = kit.policy
-    requested = fields.get("granted", [])
-    if not isinstance(requested, list) or not all(isinstance(p, str) for p in requested):
-        raise bad(400, "bad_granted", "granted must be a list of purpose ids")
-    unknown = [p for p in requested if p not in policy.by_id]
-    if unknown:
-        raise bad(
-            400,
-            "unknown_purpose",
-            f"unknown purpose {unknown[0]!r}; this site's purposes are {', '.join(policy.ids)}",
-        )
-    if action == "accept_all":
-        granted = frozenset(policy.ids)
-    elif action == "save":
-        granted = frozenset(requested) | policy.essential_ids
-    else:  # reject_all, withdraw; a shared form's checkboxes do not count for them
-        granted = policy.essential_ids
-
-    if is_json:
-        method = fields.get("method") or ("preferences" if action == "save" else "banner")
-        if method not in JSON_METHODS:
-            raise bad(400, "bad_method", f"method must be one of {', '.join(JSON_METHODS)}")
-    else:
-        method = "no_js_form"
-
-    nxt = fields.get("next")
-    if nxt is None:
-        nxt = same_site_referer(headers) or "/"
-    elif not isinstance(nxt, str) or not is_safe_next(nxt):
-        raise bad(400, "bad_next", "next must be a path on this site, such as /privacy")
-    return Decision(action=action, granted=granted, method=str(method), next=nxt, json=is_json)
+def remembered(consent: Consent) -> StoredDecision | None:
+    """The cookie decision behind a consent: the valid one, or an earlier one remembered."""
+    return consent.stored if consent.decided else consent.previous
 
 
-_UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
+def _check_subject(subject_id: str) -> str:
+    if not isinstance(subject_id, str) or not subject_id.strip() or len(subject_id) > 256:
+        raise InvalidRecordError("subject_id must be a non-empty string of at most 256 characters")
+    return subject_id
 
 
-def is_safe_next(value: str) -> bool:
-    """Whether ``value`` is a path on this site (no scheme, no host, no tricks).
-
-    One leading ``/`` and no second one right after it means no scheme and no host; browsers
-    read a backslash as a slash and drop control characters, so neither may appear at all.
-    """
-    return (
-        value.startswith("/")
-        and not value.startswith("//")
-        and len(value) <= 2048
-        and _UNSAFE_IN_PATH.search(value) is None
-    )
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidRecordError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return str(value)
 
 
-async def _read_body(request: Request, headers: dict[str, str], limit: int, bad: Any) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise bad(400, "bad_length", "Content-Length is not a number")
-        if int(declared) > limit:
-            raise bad(413, "too_large", f"the body is over {limit} bytes")
-    chunks = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise bad(413, "too_large", f"the body is over {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise bad(400, "disconnected", "the client went away before sending the whole body") from None
-    return b"".join(chunks)
+def _check_purposes(purposes: Mapping[str, bool]) -> dict[str, bool]:
+    if not isinstance(purposes, Mapping) or not purposes:
+        raise InvalidRecordError("purposes must be a non-empty mapping of purpose id to True/False")
+    for pid, granted in purposes.items():
+        if not isinstance(pid, str) or not PURPOSE_ID_PATTERN.match(pid):
+            raise InvalidRecordError(f"purpose id {pid!r} must be 1 to 32 of a-z, 0-9 and _")
+        if not isinstance(granted, bool):
+            raise InvalidRecordError(f"purposes[{pid!r}] must be True or False, not {granted!r}")
+    return dict(purposes)
 
 
-def _json_fields(text: str, bad: Any) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise bad(400, "bad_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise bad(400, "bad_json", 'the body must be a JSON object like {"action": "reject_all"}')
-    unknown = sorted(set(data) - JSON_FIELDS)
-    if unknown:
-        raise bad(
-            400,
-            "unknown_field",
-            f"unknown field {unknown[0]!r}; use {', '.join(sorted(JSON_FIELDS))}",
-        )
-    return data
-
-
-def _form_fields(text: str, bad: Any) -> dict[str, Any]:
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="strict")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad(400, "bad_form", f"the form body cannot be read: {exc}") from None
-    fields: dict[str, Any] = {}
-    for key, value in pairs:
-        if key not in FORM_FIELDS:
-            raise bad(
-                400,
-                "unknown_field",
-                f"unknown form field {key!r}; use {', '.join(sorted(FORM_FIELDS))}",
-            )
-        if key == "granted":
-            fields.setdefault("granted", []).append(value)
-        elif key in fields:
-            raise bad(400, "repeated_field", f"form field {key!r} is given more than once")
-        else:
-            fields[key] = value
-    return fields
-
-
-def same_site_referer(headers: dict[str, str]) -> str | None:
-    referer = headers.get("referer")
-    if not referer:
+def _check_evidence(evidence: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if evidence is None:
         return None
-    parts = urlsplit(referer)
-    if parts.netloc.lower() != (headers.get("host") or "").lower():
-        return None
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    return path if is_safe_next(path) else None
+    if not isinstance(evidence, Mapping):
+        raise InvalidRecordError("evidence must be a mapping (a JSON object)")
+    try:
+        text = canonical_json(dict(evidence))
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecordError(f"evidence must be JSON-serialisable: {exc}") from None
+    if len(text) > MAX_EVIDENCE_BYTES:
+        raise InvalidRecordError(
+            "evidence is over 64 KiB: store large documents elsewhere and record their digest"
+        )
+    return dict(evidence)

@@ -1,4 +1,5 @@
-"""The cookie firewall: no cookie of a refused purpose leaves the server (DESIGN §3)."""
+"""The cookie firewall: no cookie of a refused purpose leaves the server (the README's "How
+consent is decided")."""
 
 from __future__ import annotations
 

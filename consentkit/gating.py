@@ -1,4 +1,5 @@
-"""Running the site's own analytics and ad code only where the visitor said yes (DESIGN §3)."""
+"""Running the site's own analytics and ad code only where the visitor said yes (the README's
+"How consent is decided")."""
 
 from __future__ import annotations
 
@@ -100,24 +101,16 @@ def make_requires(
     def decorate(endpoint: F) -> F:
         sig = inspect.signature(endpoint)
         request_param = _request_parameter(sig)
-        injected = request_param is None
         # FastAPI builds its dependency injection from the signature: when the endpoint takes no
         # Request, offer it one under a private name and hide it from the endpoint.
-        name: str = request_param or "_consentkit_request"
-
-        def find_request(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
-            if name in kwargs:
-                return kwargs.pop(name) if injected else kwargs[name]  # type: ignore[no-any-return]
-            for arg in args:
-                if isinstance(arg, HTTPConnection):
-                    return arg  # type: ignore[return-value]
-            raise ConfigurationError(f"@requires({purpose!r}) on {endpoint.__qualname__}: no request found")
-
+        find = _RequestFinder(
+            request_param or "_consentkit_request", request_param is None, purpose, endpoint
+        )
         if inspect.iscoroutinefunction(endpoint):
 
             @functools.wraps(endpoint)
             async def guarded(*args: Any, **kwargs: Any) -> Any:
-                request = find_request(args, kwargs)
+                request = find(args, kwargs)
                 if not consent_of(request).allows(purpose):
                     result = refuse(request)
                     return await result if inspect.isawaitable(result) else result
@@ -127,7 +120,7 @@ def make_requires(
 
             @functools.wraps(endpoint)
             def guarded(*args: Any, **kwargs: Any) -> Any:
-                request = find_request(args, kwargs)
+                request = find(args, kwargs)
                 if not consent_of(request).allows(purpose):
                     result = refuse(request)
                     if inspect.isawaitable(result):
@@ -136,19 +129,38 @@ def make_requires(
                     return result
                 return endpoint(*args, **kwargs)
 
-        if injected:
-            params = [*sig.parameters.values()]
-            extra = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Request)
-            # Keyword-only parameters must come before **kwargs.
-            at = next(
-                (i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD),
-                len(params),
-            )
-            params.insert(at, extra)
-            guarded.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        if request_param is None:
+            guarded.__signature__ = _with_request(sig, find.name)  # type: ignore[attr-defined]
         return guarded  # type: ignore[return-value]
 
     return decorate
+
+
+class _RequestFinder:
+    """Finds the request among a guarded endpoint's arguments (removing one we injected)."""
+
+    def __init__(self, name: str, injected: bool, purpose: str, endpoint: Callable[..., Any]) -> None:
+        self.name, self.injected, self.purpose, self.endpoint = name, injected, purpose, endpoint
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
+        if self.name in kwargs:
+            return kwargs.pop(self.name) if self.injected else kwargs[self.name]  # type: ignore[no-any-return]
+        for arg in args:
+            if isinstance(arg, HTTPConnection):
+                return arg  # type: ignore[return-value]
+        raise ConfigurationError(
+            f"@requires({self.purpose!r}) on {self.endpoint.__qualname__}: no request found"
+        )
+
+
+def _with_request(sig: inspect.Signature, name: str) -> inspect.Signature:
+    """``sig`` with a keyword-only ``Request`` parameter that FastAPI will fill in."""
+    params = [*sig.parameters.values()]
+    extra = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Request)
+    # Keyword-only parameters must come before **kwargs.
+    at = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))
+    params.insert(at, extra)
+    return sig.replace(parameters=params)
 
 
 def _request_parameter(sig: inspect.Signature) -> str | None:

@@ -1,11 +1,16 @@
-"""``ConsentKit``: the one object a site configures (DESIGN §3)."""
+"""``ConsentKit``: the one object a site configures (the README's "Quickstart").
+
+It holds the configuration and wires the parts together, handing each what it uses when it is
+built — the policy, the cookie codec, the ledger, the renderer — so that no part knows the kit.
+What each part does is in its own module; ``docs/architecture.md`` shows how a request flows
+through them.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,27 +18,30 @@ from jinja2 import BaseLoader
 from markupsafe import Markup
 from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
-from starlette.types import ASGIApp, Scope
+from starlette.types import ASGIApp
 
 from .audit import AuditDesk
-from .banner import Renderer, scope_nonce
-from .canonical import canonical_json
-from .consent import Consent, evaluate
-from .cookie import DEVELOPMENT_KEY, CookieCodec, StoredDecision
-from .csrf import CsrfGuard
-from .decisions import is_safe_next
-from .errors import ConfigurationError, InvalidRecordError, LedgerCorrupt, LedgerUnavailable
+from .cookie import DEVELOPMENT_KEY, ConsentCookie, CookieCodec
+from .decisions import Decisions, RequestFacts
+from .errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable
 from .firewall import CookieFirewall, UndeclaredMode
-from .gating import Fallback, Hooks, default_fallback, make_requires
-from .ledger import Ledger, LedgerRecord, NewRecord, open_ledger
-from .netaddr import ip_prefix
-from .policy import PURPOSE_ID_PATTERN, Policy
+from .gating import Fallback, Hooks, consent_of, default_fallback, make_requires
+from .http.csrf import CsrfGuard
+from .http.decision_form import DecisionReader
+from .http.endpoints import Endpoints
+from .http.facts import FactsRecorder
+from .http.middleware import ConsentMiddleware
+from .http.paths import is_safe_next
+from .http.reading import ConsentReader
+from .http.static import WidgetAssets
+from .ledger import Ledger, LedgerRecord, open_ledger
+from .policy import Policy
+from .ui.languages import Languages
+from .ui.rendering import Renderer, state_nonce
 
 log = logging.getLogger("consentkit")
 
 F = TypeVar("F", bound=Callable[..., Any])
-_CONSENT_CACHE_SIZE = 16384
-_MAX_CACHED_HEADER = 1024
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
 
 
@@ -66,57 +74,88 @@ class ConsentKit:
         audit_users: Mapping[str, str] | None = None,
         audit_token: str | None = None,
     ) -> None:
-        self.policy = policy if isinstance(policy, Policy) else Policy.from_toml(policy)
+        self.policy = policy = policy if isinstance(policy, Policy) else Policy.from_toml(policy)
         keys = list(secret_keys or [])
         if not keys and development:
             log.warning("consentkit is using the public development key: never do this in production")
             keys = [DEVELOPMENT_KEY]
+        _check_prefix(prefix)
+        _check_cookie_name(policy, cookie_name)
+        self.prefix = prefix
+        self.inject = inject
         self.codec = CookieCodec(keys)
         self.csrf = CsrfGuard(keys, trusted_origins)
         self.ledger = open_ledger(ledger)
-        if not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
-            raise ConfigurationError(
-                f"prefix {prefix!r} must look like '/consent' (leading slash, none trailing)"
-            )
-        if not _COOKIE_NAME.match(cookie_name):
-            raise ConfigurationError(f"cookie_name {cookie_name!r} is not a valid cookie name")
-        if self.policy.cookie_purpose(cookie_name) is not None:
-            raise ConfigurationError(
-                f"cookie_name {cookie_name!r} is also declared by a purpose of the policy"
-            )
-        self.prefix = prefix
-        self.cookie_name = cookie_name
-        self.cookie_secure = cookie_secure
-        self.record_ip = record_ip
-        self.record_user_agent = record_user_agent
-        self.max_body = max_body
-        self.firewall = CookieFirewall(self.policy, [cookie_name], undeclared_cookies)
-        self.hooks = Hooks(self.policy)
+        self.cookie = ConsentCookie(
+            cookie_name, self.codec, policy.consent_lifetime_days * 86400, cookie_secure
+        )
+        self.reader = ConsentReader(policy, self.codec, cookie_name)
+        self.firewall = CookieFirewall(policy, [cookie_name], undeclared_cookies)
+        self.hooks = Hooks(policy)
+        self.decisions = Decisions(policy, self.ledger)
+        self.languages = Languages(policy.locales)
+        self.facts = FactsRecorder(self.languages, record_ip=record_ip, record_user_agent=record_user_agent)
+        self.assets = WidgetAssets()
+        self.renderer = Renderer(
+            policy,
+            languages=self.languages,
+            csrf=self.csrf,
+            assets=self.assets,
+            prefix=prefix,
+            loader=template_loader,
+        )
+        self.audit = AuditDesk(
+            ledger=self.ledger,
+            policy=policy,
+            base=f"{prefix}/audit",
+            csrf=self.csrf,
+            templates=lambda: self.renderer.env("en"),
+            users=audit_users,
+            token_hash=audit_token,
+        )
+        self.endpoints = self._endpoints(max_body)
         self._requires_fallback = requires_fallback
-        self._consents: dict[tuple[str, bool], Consent] = {}
-        # One cache per GPC signal, keyed by the raw header: no key tuple to build per request.
-        self._by_header: dict[bool, dict[bytes, Consent]] = {False: {}, True: {}}
-        self._undecided = {gpc: evaluate(self.policy, None, gpc, 0.0) for gpc in (False, True)}
-        self.inject = inject
-        self.audit = AuditDesk(self, audit_users, audit_token)
-        self.renderer = Renderer(self, template_loader)
-        self._cookie_rx = re.compile(rf"(?:^|;)\s*{re.escape(cookie_name)}=([^;]*)")
-        self.max_age = self.policy.consent_lifetime_days * 86400
+
+    def _endpoints(self, max_body: int) -> Endpoints:
+        return Endpoints(
+            self.policy,
+            prefix=self.prefix,
+            reader=self.reader,
+            decision_reader=DecisionReader(self.policy, self.csrf, max_body),
+            decisions=self.decisions,
+            facts=self.facts,
+            cookie=self.cookie,
+            firewall=self.firewall,
+            renderer=self.renderer,
+            assets=self.assets,
+            ledger=self.ledger,
+            audit=self.audit,
+        )
 
     # -- mounting ---------------------------------------------------------------------------
 
     @property
     def middleware(self) -> Middleware:
         """The entry for ``Starlette(middleware=[...])``."""
-        from .middleware import ConsentMiddleware
-
-        return Middleware(ConsentMiddleware, kit=self)
+        return Middleware(ConsentMiddleware, **self._middleware_parts())
 
     def wrap(self, app: ASGIApp) -> ASGIApp:
         """Wrap any ASGI application (FastAPI, Litestar, Django's ASGI handler...)."""
-        from .middleware import ConsentMiddleware
+        return ConsentMiddleware(app, **self._middleware_parts())
 
-        return ConsentMiddleware(app, kit=self)
+    def _middleware_parts(self) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "endpoints": self.endpoints,
+            "gpc_json": self.endpoints.gpc_json if self.policy.gpc_ids else None,
+            "reader": self.reader,
+            "firewall": self.firewall,
+            "cookie": self.cookie,
+            "renderer": self.renderer if self.inject else None,
+            "vary_gpc": bool(self.policy.gpc_ids),
+            "startup": self.startup,
+            "shutdown": self.aclose,
+        }
 
     async def startup(self) -> None:
         """Open the ledger now. A foreign or newer ledger raises; an unreachable one only warns."""
@@ -156,12 +195,10 @@ class ConsentKit:
         src=…>`` — a script that runs at once where the purpose is allowed, and otherwise waits
         inert (``type="text/plain"``) for the widget to start it after consent.
         """
-        from .gating import consent_of
-
         consent = consent_of(request)
         renderer = self.renderer
         locale = renderer.locale(request.headers.get("accept-language"))
-        nonce = scope_nonce(request.scope)
+        nonce = state_nonce(request.scope.get("state"))
         query = request.url.query
         here = request.url.path + (f"?{query}" if query else "")
         here = here if is_safe_next(here) else "/"
@@ -173,82 +210,7 @@ class ConsentKit:
             "consent_scripts": lambda purpose: renderer.script_attrs(consent, purpose),
         }
 
-    # -- consent of a request -----------------------------------------------------------------
-
-    def consent_for_scope(self, scope: Scope) -> Consent:
-        """Read the request's consent cookie and GPC signal (cached, never raises)."""
-        return self.consent_for_request_headers(scope["headers"])
-
-    def consent_for_request_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> Consent:
-        """``consent_for_scope`` for a request's raw ASGI headers."""
-        cookie_header: bytes | None = None
-        gpc = False
-        for key, value in headers:
-            if key == b"cookie":
-                cookie_header = value if cookie_header is None else cookie_header + b"; " + value
-            elif key == b"sec-gpc" and value.strip() == b"1":
-                gpc = True
-        return self.consent_for_headers(cookie_header, gpc)
-
-    def consent_for_headers(self, cookie_header: bytes | None, gpc: bool) -> Consent:
-        """The consent of a raw ``Cookie`` header (all of them joined) and the GPC signal."""
-        if cookie_header is None:
-            return self._undecided[gpc]
-        # A visitor sends the same Cookie header on request after request: remember the answer
-        # for the whole header (short ones only, to bound memory), revalidating only its age.
-        by_header = self._by_header[gpc]
-        hit = by_header.get(cookie_header)
-        if hit is not None and (not hit.decided or time.time() < hit.valid_until):
-            return hit
-        consent = self.consent_for_cookie(cookie_header.decode("latin-1"), gpc)
-        if len(cookie_header) <= _MAX_CACHED_HEADER and (consent.decided or consent.subject_id is None):
-            if len(by_header) >= _CONSENT_CACHE_SIZE:
-                by_header.clear()
-            by_header[cookie_header] = consent
-        return consent
-
-    def consent_for_cookie(self, cookie_header: str, gpc: bool) -> Consent:
-        """The consent a ``Cookie`` header carries; the first valid consent cookie wins."""
-        values = self._cookie_rx.findall(cookie_header)
-        if not values:
-            return self._undecided[gpc]
-        now = time.time()
-        fallback: Consent | None = None
-        for raw in values:
-            value = raw.strip().strip('"')
-            hit = self._consents.get((value, gpc))
-            if hit is not None and now < hit.valid_until:
-                return hit
-            stored = self.codec.decode(value)
-            if stored is None:
-                continue
-            consent = evaluate(self.policy, stored, gpc, now)
-            if consent.decided:
-                if len(self._consents) >= _CONSENT_CACHE_SIZE:
-                    self._consents.clear()
-                self._consents[(value, gpc)] = consent
-                return consent
-            fallback = fallback or consent
-        return fallback or self._undecided[gpc]
-
-    def stored_for(self, consent: Consent) -> StoredDecision | None:
-        """The cookie decision behind a consent, decided or remembered."""
-        return consent.previous if not consent.decided else consent.stored
-
-    # -- cookies ------------------------------------------------------------------------------
-
-    def cookie_header(self, stored: StoredDecision) -> tuple[bytes, bytes]:
-        """The ``Set-Cookie`` header that carries a decision, for its remaining lifetime."""
-        remaining = max(0, stored.decided_at + self.max_age - int(time.time()))
-        value = (
-            f"{self.cookie_name}={self.codec.encode(stored)}; Max-Age={remaining}; Path=/; "
-            "HttpOnly; SameSite=Lax"
-        )
-        if self.cookie_secure:
-            value += "; Secure"
-        return (b"set-cookie", value.encode("latin-1"))
-
-    # -- the ledger ---------------------------------------------------------------------------
+    # -- consents that are not cookies -------------------------------------------------------
 
     async def record(
         self,
@@ -269,24 +231,13 @@ class ConsentKit:
         address and user agent like a banner decision, and its language when ``locale`` is not
         given. Returns the committed record (its ``receipt`` identifies it) once it is durable.
         """
-        address = ua = None
         if request is not None:
-            if self.record_ip and request.client is not None:
-                address = ip_prefix(request.client.host)
-            if self.record_user_agent:
-                ua = (request.headers.get("user-agent") or "")[:512] or None
-            locale = locale or self.renderer.locale(request.headers.get("accept-language"))
-        entry = self.new_record(
-            subject_id=_check_subject(subject_id),
-            action=_check_choice("action", action, ("record", "withdraw")),
-            purposes=_check_purposes(purposes),
-            method=_check_choice("method", method, ("api", "signal", "operator")),
-            locale=locale or self.policy.default_locale,
-            evidence=_check_evidence(evidence),
-            ip_prefix=address,
-            user_agent=ua,
+            facts = self.facts.of(request, False, locale)
+        else:
+            facts = RequestFacts(locale=locale or self.policy.default_locale)
+        return await self.decisions.record(
+            subject_id, purposes, facts, action=action, method=method, evidence=evidence
         )
-        return await self.ledger.append(entry)
 
     async def current(self, subject_id: str) -> dict[str, bool]:
         """A subject's standing consents, purpose by purpose, from their records (latest wins).
@@ -301,68 +252,21 @@ class ConsentKit:
 
     def form_problem(self, request: HTTPConnection, token: str | None) -> str | None:
         """Why a form post of the site's own (an opt-in form…) must be refused as a forgery, or
-        ``None``: the same rule as decisions — a browser's Origin/Sec-Fetch-Site must say this
-        site, and without either header the form must carry ``kit.csrf.token(subject_id)``."""
-        from .gating import consent_of
+        ``None``: the same rule as decisions (``consentkit/http/csrf.py``) — a browser's
+        Origin/Sec-Fetch-Site must say this site, and without either header the form must carry
+        ``kit.csrf.token(subject_id)``."""
+        return self.csrf.problem(request.headers, token, consent_of(request).subject_id)
 
-        headers = request.headers
-        fetch_site, origin = headers.get("sec-fetch-site"), headers.get("origin")
-        problem = self.csrf.origin_problem(fetch_site, origin, headers.get("host"))
-        if problem:
-            return problem
-        if (
-            fetch_site is None
-            and origin is None
-            and not self.csrf.token_ok(token, consent_of(request).subject_id)
-        ):
-            return "this form has no valid anti-forgery token (it may have expired): reload the page"
-        return None
 
-    def new_record(self, **fields: Any) -> NewRecord:
-        """A record of the current policy."""
-        return NewRecord(
-            policy_revision=self.policy.revision,
-            policy_version=self.policy.version,
-            policy_digest=self.policy.digest,
-            policy_json=self.policy.canonical_json,
-            **fields,
+def _check_prefix(prefix: str) -> None:
+    if not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+        raise ConfigurationError(
+            f"prefix {prefix!r} must look like '/consent' (leading slash, none trailing)"
         )
 
 
-def _check_subject(subject_id: str) -> str:
-    if not isinstance(subject_id, str) or not subject_id.strip() or len(subject_id) > 256:
-        raise InvalidRecordError("subject_id must be a non-empty string of at most 256 characters")
-    return subject_id
-
-
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise InvalidRecordError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-    return value
-
-
-def _check_purposes(purposes: Mapping[str, bool]) -> dict[str, bool]:
-    if not isinstance(purposes, Mapping) or not purposes:
-        raise InvalidRecordError("purposes must be a non-empty mapping of purpose id to True/False")
-    for pid, granted in purposes.items():
-        if not isinstance(pid, str) or not PURPOSE_ID_PATTERN.match(pid):
-            raise InvalidRecordError(f"purpose id {pid!r} must be 1 to 32 of a-z, 0-9 and _")
-        if not isinstance(granted, bool):
-            raise InvalidRecordError(f"purposes[{pid!r}] must be True or False, not {granted!r}")
-    return dict(purposes)
-
-
-def _check_evidence(evidence: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if evidence is None:
-        return None
-    if not isinstance(evidence, Mapping):
-        raise InvalidRecordError("evidence must be a mapping (a JSON object)")
-    try:
-        text = canonical_json(dict(evidence))
-    except (TypeError, ValueError) as exc:
-        raise InvalidRecordError(f"evidence must be JSON-serialisable: {exc}") from None
-    if len(text) > 64 * 1024:
-        raise InvalidRecordError(
-            "evidence is over 64 KiB: store large documents elsewhere and record their digest"
-        )
-    return dict(evidence)
+def _check_cookie_name(policy: Policy, cookie_name: str) -> None:
+    if not _COOKIE_NAME.match(cookie_name):
+        raise ConfigurationError(f"cookie_name {cookie_name!r} is not a valid cookie name")
+    if policy.cookie_purpose(cookie_name) is not None:
+        raise ConfigurationError(f"cookie_name {cookie_name!r} is also declared by a purpose of the policy")

@@ -1,4 +1,4 @@
-"""The consent policy: what a site asks its visitors for (DESIGN §1).
+"""The consent policy: what a site asks its visitors for (the README's "The policy file").
 
 A policy is loaded from TOML (:meth:`Policy.from_toml`) or built in Python, and validated by
 pydantic. Every problem is reported with the file, the key and what is wrong, so that a site fails
@@ -84,7 +84,7 @@ class Purpose(BaseModel):
 
 
 class Policy(BaseModel):
-    """A site's consent policy (DESIGN §1). Immutable once built."""
+    """A site's consent policy (the README's "The policy file"). Immutable once built."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -262,50 +262,59 @@ def _semantic_problems(policy: Policy) -> list[tuple[str, str]]:
         if p.id in seen:
             problems.append((f"{key}.id", f"duplicate id: purposes[{seen[p.id]}] has it too"))
         seen.setdefault(p.id, i)
-        for field in ("title", "description"):
-            texts: dict[str, str] = getattr(p, field)
-            if not texts.get(policy.default_locale, "").strip():
-                problems.append(
-                    (
-                        f"{key}.{field}",
-                        f"missing text for the default locale {policy.default_locale!r}",
-                    )
-                )
-            for loc in texts:
-                if not LOCALE_PATTERN.match(loc):
-                    problems.append((f"{key}.{field}", f"{loc!r} is not a locale like 'en' or 'fr-CA'"))
-        if p.essential and p.opt_out_signals:
+        problems.extend(_purpose_problems(key, p, policy.default_locale))
+        problems.extend(_cookie_problems(key, p, cookie_owner))
+    return problems
+
+
+def _purpose_problems(key: str, p: Purpose, default_locale: str) -> list[tuple[str, str]]:
+    """What is wrong with one purpose's texts, signals and Consent Mode types."""
+    problems: list[tuple[str, str]] = []
+    for field in ("title", "description"):
+        texts: dict[str, str] = getattr(p, field)
+        if not texts.get(default_locale, "").strip():
+            problems.append((f"{key}.{field}", f"missing text for the default locale {default_locale!r}"))
+        for loc in texts:
+            if not LOCALE_PATTERN.match(loc):
+                problems.append((f"{key}.{field}", f"{loc!r} is not a locale like 'en' or 'fr-CA'"))
+    if p.essential and p.opt_out_signals:
+        problems.append(
+            (
+                f"{key}.opt_out_signals",
+                "an essential purpose cannot be refused, so it cannot honour opt-out signals; "
+                "remove opt_out_signals or make the purpose non-essential",
+            )
+        )
+    for sig in p.opt_out_signals:
+        if sig not in OPT_OUT_SIGNALS:
+            problems.append((f"{key}.opt_out_signals", f"unknown signal {sig!r}; known: gpc"))
+    for cm in p.consent_mode:
+        if cm not in CONSENT_MODE_TYPES:
             problems.append(
                 (
-                    f"{key}.opt_out_signals",
-                    "an essential purpose cannot be refused, so it cannot honour opt-out signals; "
-                    "remove opt_out_signals or make the purpose non-essential",
+                    f"{key}.consent_mode",
+                    f"unknown Consent Mode type {cm!r}; known: {', '.join(sorted(CONSENT_MODE_TYPES))}",
                 )
             )
-        for sig in p.opt_out_signals:
-            if sig not in OPT_OUT_SIGNALS:
-                problems.append((f"{key}.opt_out_signals", f"unknown signal {sig!r}; known: gpc"))
-        for cm in p.consent_mode:
-            if cm not in CONSENT_MODE_TYPES:
-                problems.append(
-                    (
-                        f"{key}.consent_mode",
-                        f"unknown Consent Mode type {cm!r}; known: {', '.join(sorted(CONSENT_MODE_TYPES))}",
-                    )
+    return problems
+
+
+def _cookie_problems(key: str, p: Purpose, cookie_owner: dict[str, str]) -> list[tuple[str, str]]:
+    """What is wrong with one purpose's cookie names; ``cookie_owner`` collects who owns which."""
+    problems: list[tuple[str, str]] = []
+    for c in p.cookies:
+        if not COOKIE_PATTERN.match(c):
+            problems.append((f"{key}.cookies", f"{c!r} is not a cookie name (or a * glob of one)"))
+            continue
+        other = _overlapping_owner(c, p.id, cookie_owner)
+        if other is not None:
+            problems.append(
+                (
+                    f"{key}.cookies",
+                    f"cookie {c!r} is also declared by {other!r}: a name belongs to one purpose only",
                 )
-        for c in p.cookies:
-            if not COOKIE_PATTERN.match(c):
-                problems.append((f"{key}.cookies", f"{c!r} is not a cookie name (or a * glob of one)"))
-                continue
-            other = _overlapping_owner(c, p.id, cookie_owner)
-            if other is not None:
-                problems.append(
-                    (
-                        f"{key}.cookies",
-                        f"cookie {c!r} is also declared by {other!r}: a name belongs to one purpose only",
-                    )
-                )
-            cookie_owner.setdefault(c, p.id)
+            )
+        cookie_owner.setdefault(c, p.id)
     return problems
 
 

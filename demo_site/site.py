@@ -123,7 +123,7 @@ def build_site(
                 max_age=390 * 86400,
                 httponly=True,
                 samesite="lax",
-                secure=kit.cookie_secure,
+                secure=kit.cookie.secure,
             )
         return response
 
@@ -219,7 +219,7 @@ def build_site(
                 "demo-" + secrets.token_urlsafe(12),
                 httponly=True,
                 samesite="lax",
-                secure=kit.cookie_secure,
+                secure=kit.cookie.secure,
             )
         return response
 
@@ -244,11 +244,6 @@ def build_site(
         ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if ctype != "application/x-www-form-urlencoded":
             return PlainTextResponse("send this form as application/x-www-form-urlencoded\n", 415)
-        fetch_site = request.headers.get("sec-fetch-site")
-        origin = request.headers.get("origin")
-        problem = kit.csrf.origin_problem(fetch_site, origin, request.headers.get("host"))
-        if problem:
-            return PlainTextResponse(problem + "\n", 403)
         body = b""
         async for chunk in request.stream():
             body += chunk
@@ -258,12 +253,10 @@ def build_site(
             fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50)
         except (UnicodeDecodeError, ValueError) as exc:
             return PlainTextResponse(f"the form cannot be read: {exc}\n", 400)
-        if fetch_site is None and origin is None:
-            token = (fields.get("csrf_token") or [""])[0]
-            if not kit.csrf.token_ok(token, get_consent(request).subject_id):
-                return PlainTextResponse(
-                    "this form has no valid anti-forgery token (it may have expired): reload the page\n", 403
-                )
+        # consentkit's own anti-forgery rule, as for its banner's forms.
+        problem = kit.form_problem(request, (fields.get("csrf_token") or [""])[0])
+        if problem:
+            return PlainTextResponse(problem + "\n", 403)
         return fields
 
     async def save_account_consent(

@@ -155,6 +155,34 @@ async def test_verify_now_keeps_the_outcome(desk):
     assert "intact" in html and "3 records" in html
 
 
+async def test_verify_now_without_browser_headers_needs_the_forms_token(desk):
+    """Browsers and proxies that strip Origin and Sec-Fetch-Site can still verify: the overview's
+    form carries an anti-forgery token issued to the signed-in auditor, and nobody else's works."""
+    kit, client = desk
+    await visitors(client, 2)
+    bare = await client.post("/consent/audit/verify", headers=ALICE)
+    assert bare.status_code == 403 and "token" in bare.text
+    for wrong in ("forged", kit.csrf.token(None), kit.csrf.token("audit:token"), kit.csrf.token("alice")):
+        refused = await client.post("/consent/audit/verify", headers=ALICE, data={"csrf_token": wrong})
+        assert refused.status_code == 403, wrong
+    assert "Not verified yet" in (await client.get("/consent/audit", headers=ALICE)).text
+    page = (await client.get("/consent/audit", headers=ALICE)).text
+    token = re.search(
+        r'<form method="post"[^>]*/verify">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page
+    )
+    assert token, "the verify form carries the token"
+    r = await client.post("/consent/audit/verify", headers=ALICE, data={"csrf_token": token.group(1)})
+    assert r.status_code == 303
+    html = (await client.get("/consent/audit", headers=ALICE)).text
+    assert "intact" in html and "2 records" in html
+    cross = await client.post(
+        "/consent/audit/verify",
+        headers={**ALICE, "sec-fetch-site": "cross-site"},
+        data={"csrf_token": token.group(1)},
+    )
+    assert cross.status_code == 403, "a token does not excuse a browser that says cross-site"
+
+
 async def test_records_filter_paginate_and_show_details(desk):
     _kit, client = desk
     await visitors(client, 60)

@@ -63,7 +63,7 @@ async def test_widget_files_are_served_under_hashed_names_for_a_year(client, kit
         assert "immutable" in r.headers["cache-control"] and "max-age=31536000" in r.headers["cache-control"]
         name = url.rsplit("/", 1)[1]
         logical = re.sub(r"\.[0-9a-f]{12}\.", ".", name)
-        assert r.content == kit.renderer.static.by_logical[logical].body
+        assert r.content == kit.assets.by_logical[logical].body
         etag = r.headers["etag"]
         assert (await client.get(url, headers={"if-none-match": etag})).status_code == 304
         zipped = await client.get(url, headers={"accept-encoding": "gzip"})
@@ -72,7 +72,7 @@ async def test_widget_files_are_served_under_hashed_names_for_a_year(client, kit
 
 
 def test_gzipped_asset_is_the_file():
-    from consentkit.static import StaticFiles
+    from consentkit.http.static import WidgetAssets
 
-    for asset in StaticFiles().by_logical.values():
+    for asset in WidgetAssets().by_logical.values():
         assert gzip.decompress(asset.gzipped) == asset.body

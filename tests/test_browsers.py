@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 from consentkit import ConfigurationError, ConsentkitError
-from consentkit.browsers import (
+from consentkit.ui.browsers import (
     ACTIONS,
     BrowserCatalogueError,
     UnknownBrowserError,

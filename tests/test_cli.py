@@ -266,6 +266,39 @@ def test_verify_of_a_missing_ledger_fails_and_creates_nothing(tmp_path):
     assert result.exit_code != 0
 
 
+# -- stats ------------------------------------------------------------------------------------
+
+
+def _text_table(lines: list[str], title: str) -> list[list[str]]:
+    """The rows (header first) of the plain table under ``title``, checking its alignment."""
+    start = lines.index(title) + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i]), len(lines))
+    header, rule, *rows = lines[start:end]
+    assert set(rule) <= {"-", " "}, rule
+    assert len({len(line) for line in (header, rule, *rows)}) == 1, "columns are aligned"
+    return [line.split() for line in (header, *rows)]
+
+
+def test_stats_prints_the_figures_as_aligned_text(made, ledger_url):
+    result = run("stats", "--ledger", ledger_url)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "6 records, 4 subjects, 6 decisions, GPC share 16.7%"
+    assert _text_table(lines, "Records per action") == [
+        ["action", "records"],
+        ["accept_all", "1"],
+        ["record", "1"],
+        ["reject_all", "1"],
+        ["save", "2"],
+        ["withdraw", "1"],
+    ]
+    header, *days = _text_table(lines, "Consent rate per day")
+    assert " ".join(header) == "day decisions ads % analytics % necessary % sms_marketing % GPC %"
+    assert days == [[made[0].recorded_at[:10], "6", "20.0%", "60.0%", "100.0%", "100.0%", "16.7%"]]
+    monthly = run("stats", "--ledger", ledger_url, "--by", "month").stdout.splitlines()
+    assert _text_table(monthly, "Consent rate per month")[1][0] == made[0].recorded_at[:7]
+
+
 # -- export -----------------------------------------------------------------------------------
 
 

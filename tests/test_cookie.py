@@ -349,7 +349,7 @@ def test_thirty_long_purposes_fit_in_a_cookie(ledger_url, split):
         receipt="f" * 16,
         gpc=True,
     )
-    name, header = kit.cookie_header(d)  # the kit is cookie_secure by default
+    name, header = kit.cookie.header(d)  # the kit is cookie_secure by default
     assert name == b"set-cookie"
     pair = header.split(b";", 1)[0]  # name=value: what browsers count against 4096 bytes
     assert len(pair) < 4096

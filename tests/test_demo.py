@@ -585,6 +585,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("CONSENTKIT_SECRET", "DEMO_AUDIT_PASSWORD")}
     env["PYTHONUNBUFFERED"] = "1"
+    # The demo is not part of the installed package: it runs from the checkout, as `make demo` does.
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     argv = [
         sys.executable,
         "-m",

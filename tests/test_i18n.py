@@ -10,8 +10,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from conftest import ROOT
 
-from consentkit.banner import LOCALES_DIR, translations, ui_locales
-from consentkit.i18n import negotiate, parse_accept_language
+from consentkit.ui.languages import LOCALES_DIR, negotiate, parse_accept_language, translations, ui_locales
 
 
 def test_accept_language_is_read_by_quality():

@@ -355,7 +355,7 @@ async def test_a_page_can_go_without_the_banner(kit):
 
 
 def test_head_tags_go_after_the_charset_declaration():
-    from consentkit.inject import insert
+    from consentkit.http.injection import insert
 
     page = b'<!doctype html><html><head>\n  <meta charset="utf-8"><title>t</title></head><body></body></html>'
     out = insert(page, b"<HEAD-TAGS>", b"<BODY-TAGS>")

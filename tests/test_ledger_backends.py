@@ -161,7 +161,7 @@ def test_receipt_command_shows_the_record_or_fails(any_ledger_url):
 
 
 async def test_daily_figures_follow_every_commit_and_match_the_records(any_ledger_url):
-    from consentkit.stats import compute
+    from consentkit.audit.stats import compute
 
     ledger = open_ledger(any_ledger_url)
     try:

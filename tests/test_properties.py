@@ -698,7 +698,7 @@ async def test_arbitrary_decision_posts(client, kit, watch, decided_cookie, spec
 
     if is_cross_site(spec):
         assert not acknowledged and written == [], f"cross-site request recorded: {spec}"
-    if len(body) > kit.max_body:
+    if len(body) > kit.endpoints.decision_reader.max_body:
         # Refused (413 when nothing else is wrong first), and nothing written.
         assert 400 <= r.status_code < 500 and written == []
     exp = expected_decision(spec)

@@ -90,7 +90,7 @@ async def test_form_problem_applies_the_decision_rule_to_the_sites_own_forms(mak
                 "path": "/account",
                 "headers": headers,
                 "client": ("127.0.0.1", 1),
-                "state": {"consent": kit._undecided[False]},
+                "state": {"consent": kit.reader.of(None, False)},
             }
         )
 

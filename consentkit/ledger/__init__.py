@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..errors import ConfigurationError
-from .base import Ledger, RecordFilter
+from .base import Ledger
+from .queries import RecordFilter
 from .records import LedgerRecord, NewRecord
 from .verify import VerifyReport
 

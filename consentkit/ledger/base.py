@@ -1,77 +1,30 @@
-"""What every ledger backend offers."""
+"""What every ledger backend offers, and everything the backends do the same way.
+
+A backend supplies connections, group commit and the chain's lock: ``open``, ``close``,
+``append``, ``_pages`` (raw rows, streamed), ``_select`` (one query) and ``_write`` (one write
+transaction, see ``transaction.py``). Every other operation is written here once.
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from .records import LedgerRecord, NewRecord, utc_timestamp
+from .queries import RecordFilter, select_records
+from .records import LedgerRecord, NewRecord, RecordRow, record_rows, utc_timestamp
+from .transaction import PolicyCache, T, Transaction, Work, erase_subject
 from .verify import ChainVerifier, VerifyReport
-
-SCHEMA_VERSION = 2  # 2: per-day figures (consentkit_daily) and the audit access log
-
-
-@dataclass(frozen=True, slots=True)
-class RecordFilter:
-    """Which records to read. Times are ISO 8601 strings compared with ``recorded_at``."""
-
-    since: str | None = None  # inclusive
-    until: str | None = None  # exclusive
-    subject_id: str | None = None
-    purpose: str | None = None  # records whose decision mentions this purpose
-    action: str | None = None
-    first_seq: int | None = None  # inclusive bounds on seq (parallel verification reads ranges)
-    last_seq: int | None = None
-    receipt: str | None = None  # records whose hash starts with this (a cookie's receipt)
-    method: str | None = None
-
-    def row_filter(self) -> Callable[[Any], bool] | None:
-        """A test for raw rows, for the filters a backend does not apply in its query."""
-        if self.purpose is None:
-            return None
-        needle = f'"{self.purpose}":'
-        return lambda row: needle in row[5]
-
-
-def where_clause(flt: RecordFilter, placeholder: Callable[[int], str]) -> tuple[str, list[Any]]:
-    """SQL conditions (each prefixed with `` AND ``) and parameters for a filter's indexed fields.
-
-    ``placeholder(n)`` spells the n-th parameter (``?`` for SQLite, ``$n`` for PostgreSQL).
-    """
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value, op in (
-        ("recorded_at", flt.since, ">="),
-        ("recorded_at", flt.until, "<"),
-        ("subject_id", flt.subject_id, "="),
-        ("action", flt.action, "="),
-        ("method", flt.method, "="),
-        ("seq", flt.first_seq, ">="),
-        ("seq", flt.last_seq, "<="),
-        # A hex prefix as a range, so that the index on hash serves it: "ab12" <= h < "ab12g".
-        ("hash", flt.receipt, ">="),
-        ("hash", None if flt.receipt is None else flt.receipt + "g", "<"),
-    ):
-        if value is not None:
-            params.append(value)
-            clauses.append(f" AND l.{column} {op} {placeholder(len(params))}")
-    return "".join(clauses), params
-
-
-# Columns of the ledger table in storage order, as ``l.``-qualified SQL.
-COLUMNS_SQL = (
-    "l.seq, l.event_id, l.recorded_at, l.subject_id, l.action, l.purposes, l.method, "
-    "l.policy_revision, l.policy_version, l.policy_digest, l.locale, l.ip_prefix, l.user_agent, "
-    "l.gpc, l.evidence, l.pii_digest, l.prev_hash, l.hash"
-)
 
 
 class Ledger(abc.ABC):
     """An append-only, hash-chained consent ledger."""
 
     url: str
+
+    def __init__(self) -> None:
+        self._policies = PolicyCache()
+        self.commits = 0  # write transactions committed by this object (for benchmarks)
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -89,12 +42,38 @@ class Ledger(abc.ABC):
         Raises LedgerUnavailable when it cannot be written; then nothing was acknowledged.
         """
 
+    # -- what a backend supplies ------------------------------------------------------------
+
     @abc.abstractmethod
-    def row_pages(
+    def _pages(self, flt: RecordFilter, *, with_salts: bool) -> AsyncIterator[Sequence[Sequence[Any]]]:
+        """Stream the rows of ``select_records(flt)`` in ``seq`` order, a page at a time, in
+        constant memory, as the driver returns them."""
+
+    @abc.abstractmethod
+    async def _select(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Rows of one read query (``?`` placeholders)."""
+
+    @abc.abstractmethod
+    async def _write(self, work: Work[T]) -> T:
+        """Run ``work`` in one write transaction and commit it (then ``_committed``).
+
+        Raises LedgerUnavailable when the ledger cannot be written; then nothing was.
+        """
+
+    def _committed(self, tx: Transaction) -> None:
+        """Bookkeeping after a write transaction committed (never after a rollback)."""
+        self.commits += 1
+        self._policies.committed(tx)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def row_pages(
         self, flt: RecordFilter | None = None, *, with_salts: bool = False
-    ) -> AsyncIterator[list[Any]]:
-        """Stream raw rows (``EXPORT_FIELDS`` order, then the salt or None) in ``seq`` order, a
-        page at a time, in constant memory. The ``purpose`` filter is not applied here."""
+    ) -> AsyncIterator[list[RecordRow]]:
+        """Stream stored rows in ``seq`` order, a page at a time, in constant memory. The
+        ``purpose`` filter is not applied here (see ``RecordFilter.row_filter``)."""
+        async for rows in self._pages(flt or RecordFilter(), with_salts=with_salts):
+            yield record_rows(rows)
 
     async def records(
         self, flt: RecordFilter | None = None, *, with_salts: bool = False
@@ -107,23 +86,6 @@ class Ledger(abc.ABC):
                 if keep is None or keep(row):
                     yield LedgerRecord.from_row(row)
 
-    @abc.abstractmethod
-    async def history(self, subject_id: str) -> list[LedgerRecord]:
-        """One subject's records, oldest first."""
-
-    @abc.abstractmethod
-    async def policy_text(self, digest: str) -> str | None:
-        """The canonical JSON of the policy with this digest, as stored when first used."""
-
-    @abc.abstractmethod
-    async def erase(self, subject_id: str) -> LedgerRecord:
-        """De-identify a subject: delete the personal fields (subject id, address prefix, user
-        agent, evidence) of its records and their salts, and append an ``erase`` record (without
-        the id). The chain still verifies, because it commits to the salted digests, which stay.
-
-        Raises SubjectNotFound when no record belongs to the subject. Returns the erase record.
-        """
-
     async def verify(self) -> VerifyReport:
         """Check the whole chain; the report names the first bad ``seq``."""
         verifier = ChainVerifier()
@@ -132,20 +94,21 @@ class Ledger(abc.ABC):
                 break
         return verifier.report()
 
-    # -- the small queries both backends answer the same way ---------------------------------
+    async def history(self, subject_id: str) -> list[LedgerRecord]:
+        """One subject's records, oldest first."""
+        sql, params = select_records(RecordFilter(subject_id=subject_id))
+        rows = await self._select(sql + " ORDER BY l.seq", tuple(params))
+        return [LedgerRecord.from_row(row) for row in record_rows(rows)]
 
-    @abc.abstractmethod
-    async def _select(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        """Rows of one read query (``?`` placeholders)."""
-
-    @abc.abstractmethod
-    async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        """One write outside the chain (``?`` placeholders)."""
+    async def policy_text(self, digest: str) -> str | None:
+        """The canonical JSON of the policy with this digest, as stored when first used."""
+        rows = await self._select("SELECT policy FROM consentkit_policies WHERE digest = ?", (digest,))
+        return str(rows[0][0]) if rows else None
 
     async def daily(
         self, first_day: str | None = None, last_day: str | None = None
     ) -> dict[str, dict[str, int]]:
-        """Per-day figures kept with every commit: ``{day: {metric: count}}`` (see ``add_daily``)."""
+        """Per-day figures kept with every commit: ``{day: {metric: count}}`` (see ``daily.py``)."""
         rows = await self._select(
             "SELECT day, metric, count FROM consentkit_daily WHERE day >= ? AND day <= ? ORDER BY day",
             (first_day or "", last_day or "9999"),
@@ -163,16 +126,6 @@ class Ledger(abc.ABC):
         """The highest ``seq`` in the ledger (0 when empty)."""
         return int((await self._select("SELECT coalesce(max(seq), 0) FROM consentkit_ledger"))[0][0])
 
-    async def log_access(
-        self, user: str | None, ip_prefix: str | None, method: str, path: str, status: int
-    ) -> None:
-        """Keep one access to the auditor's desk."""
-        await self._execute(
-            'INSERT INTO consentkit_audit_log (at, "user", ip_prefix, method, path, status) '
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (utc_timestamp(), user, ip_prefix, method, path, status),
-        )
-
     async def access_log(self, limit: int = 100) -> list[dict[str, Any]]:
         """The latest accesses to the auditor's desk, newest first."""
         rows = await self._select(
@@ -188,6 +141,27 @@ class Ledger(abc.ABC):
         rows = await self._select("SELECT value FROM consentkit_meta WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
 
+    # -- writing outside append ---------------------------------------------------------------
+
+    async def erase(self, subject_id: str) -> LedgerRecord:
+        """De-identify a subject: delete the personal fields (subject id, address prefix, user
+        agent, evidence) of its records and their salts, and append an ``erase`` record (without
+        the id). The chain still verifies, because it commits to the salted digests, which stay.
+
+        Raises SubjectNotFound when no record belongs to the subject. Returns the erase record.
+        """
+        return await self._write(lambda tx: erase_subject(tx, subject_id, self._policies))
+
+    async def log_access(
+        self, user: str | None, ip_prefix: str | None, method: str, path: str, status: int
+    ) -> None:
+        """Keep one access to the auditor's desk."""
+        await self._execute(
+            'INSERT INTO consentkit_audit_log (at, "user", ip_prefix, method, path, status) '
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (utc_timestamp(), user, ip_prefix, method, path, status),
+        )
+
     async def set_meta(self, key: str, value: str) -> None:
         """Set a value of the ledger's own bookkeeping."""
         await self._execute(
@@ -195,3 +169,7 @@ class Ledger(abc.ABC):
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """One write outside the chain (``?`` placeholders), in a transaction of its own."""
+        await self._write(lambda tx: tx.execute(sql, params))

@@ -19,110 +19,94 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from ..errors import ConfigurationError, LedgerCorrupt, LedgerNotFound, LedgerUnavailable, SubjectNotFound
-from .base import COLUMNS_SQL, SCHEMA_VERSION, Ledger, RecordFilter, where_clause
-from .records import (
-    GENESIS_HASH,
-    LedgerRecord,
-    NewRecord,
-    add_daily,
-    add_daily_row,
-    erasure_record,
-    seal_batch,
-    utc_timestamp,
-)
+from ..errors import ConfigurationError, LedgerCorrupt, LedgerNotFound, LedgerUnavailable
+from .base import Ledger
+from .queries import Insert, RecordFilter, dollars, select_records
+from .records import GENESIS_HASH, LedgerRecord, NewRecord
+from .schema import migrate
+from .transaction import Head, T, Transaction, Work, append_records
 
 log = logging.getLogger("consentkit.ledger")
 
-# Forward migrations: version -> statements. Never edit a released one; add the next.
-MIGRATIONS: dict[int, list[str]] = {
-    1: [
-        """CREATE TABLE consentkit_ledger (
-            seq BIGINT PRIMARY KEY,
-            event_id TEXT NOT NULL UNIQUE,
-            recorded_at TEXT NOT NULL,
-            subject_id TEXT,
-            action TEXT NOT NULL,
-            purposes TEXT NOT NULL,
-            method TEXT NOT NULL,
-            policy_revision INTEGER NOT NULL,
-            policy_version TEXT NOT NULL,
-            policy_digest TEXT NOT NULL,
-            locale TEXT NOT NULL,
-            ip_prefix TEXT,
-            user_agent TEXT,
-            gpc BOOLEAN NOT NULL,
-            evidence TEXT,
-            pii_digest TEXT NOT NULL,
-            prev_hash TEXT NOT NULL,
-            hash TEXT NOT NULL
-        )""",
-        "CREATE INDEX consentkit_ledger_subject ON consentkit_ledger (subject_id)",
-        "CREATE INDEX consentkit_ledger_recorded_at ON consentkit_ledger (recorded_at)",
-        "CREATE INDEX consentkit_ledger_hash ON consentkit_ledger (hash text_pattern_ops)",
-        "CREATE TABLE consentkit_pii_salts (seq BIGINT PRIMARY KEY, salt BYTEA NOT NULL)",
-        """CREATE TABLE consentkit_policies (
-            digest TEXT PRIMARY KEY,
-            revision INTEGER NOT NULL,
-            version TEXT NOT NULL,
-            policy TEXT NOT NULL,
-            first_seen TEXT NOT NULL
-        )""",
-        """CREATE TABLE consentkit_head (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            seq BIGINT NOT NULL,
-            hash TEXT NOT NULL,
-            recorded_at TEXT NOT NULL
-        )""",
-    ],
-}
-MIGRATIONS[2] = [
-    """CREATE TABLE consentkit_daily (
-        day TEXT NOT NULL,
-        metric TEXT NOT NULL,
-        count BIGINT NOT NULL,
-        PRIMARY KEY (day, metric)
-    )""",
-    """CREATE TABLE consentkit_audit_log (
-        id BIGSERIAL PRIMARY KEY,
-        at TEXT NOT NULL,
-        "user" TEXT,
-        ip_prefix TEXT,
-        method TEXT NOT NULL,
-        path TEXT NOT NULL,
-        status INTEGER NOT NULL
-    )""",
-]
-assert max(MIGRATIONS) == SCHEMA_VERSION
-_UPSERT_DAILY = (
-    "INSERT INTO consentkit_daily (day, metric, count) VALUES ($1, $2, $3) "
-    "ON CONFLICT (day, metric) DO UPDATE SET count = consentkit_daily.count + excluded.count"
-)
-
-_INSERT = (
-    "INSERT INTO consentkit_ledger (seq, event_id, recorded_at, subject_id, action, purposes, "
-    "method, policy_revision, policy_version, policy_digest, locale, ip_prefix, user_agent, gpc, "
-    "evidence, pii_digest, prev_hash, hash) "
-    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)"
-)
 _SCHEMA_LOCK = 0x636F6E73656E74  # "consent": serializes schema creation across processes
-_RETRY_AFTER = 1.0
+_RETRY_AFTER = 1.0  # seconds to answer "unavailable" at once after a failed connection
 _PAGE = 5000
-T = TypeVar("T")  # seconds to answer "unavailable" at once after a failed connection
+# What asyncpg raises when the database cannot be used: the connection, or the statement.
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_Queue = asyncio.Queue[tuple[NewRecord, asyncio.Future[LedgerRecord]]]
+
+
+class _PostgresTransaction(Transaction):
+    """A transaction on one pooled connection; the shared SQL's ``?`` become ``$n``."""
+
+    def __init__(self, conn: Any) -> None:
+        super().__init__()
+        self._conn = conn
+
+    async def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        rows: list[Any] = await self._conn.fetch(dollars(sql), *params)
+        return rows
+
+    async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        await self._conn.execute(dollars(sql), *params)
+
+    async def insert(self, statement: Insert, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            await self._conn.executemany(dollars(statement.sql()), rows)  # pipelined
+
+    async def stream(self, sql: str) -> AsyncIterator[Any]:
+        async for row in self._conn.cursor(dollars(sql), prefetch=_PAGE):
+            yield row
+
+    async def lock_head(self) -> Head:
+        row = await self._conn.fetchrow(
+            "SELECT seq, hash, recorded_at FROM consentkit_head WHERE id = 1 FOR UPDATE"
+        )
+        return (row[0], row[1], row[2]) if row and row[0] else None
+
+    async def move_head(self, last: LedgerRecord) -> None:
+        await self._conn.execute(
+            "INSERT INTO consentkit_head VALUES (1, $1, $2, $3) "
+            "ON CONFLICT (id) DO UPDATE SET seq = $1, hash = $2, recorded_at = $3",
+            last.seq,
+            last.hash,
+            last.recorded_at,
+        )
+
+
+async def _ensure_head_row(conn: Any) -> None:
+    """Make the head row from the chain's real end if it is missing (under the schema lock).
+
+    It must exist before the first append: ``SELECT … FOR UPDATE`` locks nothing when there is
+    no row, and writers racing for the first record would both append seq 1.
+    """
+    await conn.execute(
+        "INSERT INTO consentkit_head (id, seq, hash, recorded_at) "
+        "SELECT 1, coalesce(max(seq), 0), $1, '' FROM consentkit_ledger "
+        "ON CONFLICT (id) DO NOTHING",
+        GENESIS_HASH,
+    )
+    await conn.execute(
+        "UPDATE consentkit_head h SET hash = l.hash, recorded_at = l.recorded_at "
+        "FROM consentkit_ledger l WHERE h.id = 1 AND l.seq = h.seq AND h.hash = $1 AND h.seq > 0",
+        GENESIS_HASH,
+    )
 
 
 class PostgresLedger(Ledger):
     """A consent ledger in PostgreSQL. ``?schema=NAME`` in the URL keeps it in its own schema."""
 
     def __init__(self, url: str, *, create: bool = True, max_batch: int = 1000, pool_size: int = 4) -> None:
+        super().__init__()
         self.create = create
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
@@ -135,12 +119,10 @@ class PostgresLedger(Ledger):
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[tuple[NewRecord, asyncio.Future[LedgerRecord]]] | None = None
+        self._queue: _Queue | None = None
         self._writer: asyncio.Task[None] | None = None
-        self._known_policies: set[str] = set()
         self._failed_at = 0.0
         self._connecting: asyncio.Lock | None = None
-        self.commits = 0
 
     # -- connections ----------------------------------------------------------------------
 
@@ -186,68 +168,19 @@ class PostgresLedger(Ledger):
                     raise LedgerNotFound(f"there is no consentkit ledger at {self._safe_url()}")
             if self.schema:
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS consentkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-            )
-            row = await conn.fetchrow("SELECT value FROM consentkit_meta WHERE key = 'schema_version'")
-            current = int(row["value"]) if row else 0
-            if current == 0:
-                others = await conn.fetchval(
-                    "SELECT count(*) FROM information_schema.tables "
-                    "WHERE table_schema = current_schema() AND table_name LIKE 'consentkit_%' "
-                    "AND table_name <> 'consentkit_meta'"
-                )
-                if others:
-                    raise LedgerCorrupt(
-                        f"{self._safe_url()}: consentkit tables exist without a schema version; "
-                        "this is not a ledger consentkit made"
-                    )
-            if current > SCHEMA_VERSION:
-                raise LedgerCorrupt(
-                    f"{self._safe_url()} has ledger schema version {current}, newer than this "
-                    f"consentkit understands ({SCHEMA_VERSION}); upgrade consentkit"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[version]:
-                    await conn.execute(statement)
-                if version == 2 and current >= 1:
-                    # Build the per-day figures from the records already there.
-                    sql = f"SELECT {COLUMNS_SQL}, NULL FROM consentkit_ledger l"
-                    counts: dict[tuple[str, str], int] = {}
-                    async for row in conn.cursor(sql, prefetch=5000):  # streamed: constant memory
-                        add_daily_row(counts, row)
-                    await conn.executemany(_UPSERT_DAILY, [(d, m, n) for (d, m), n in counts.items()])
-                log.info("consent ledger schema migrated to version %d", version)
-            if current == 0:
-                await conn.execute(
-                    "INSERT INTO consentkit_meta VALUES ('schema_version', $1), ('created_at', $2)",
-                    str(SCHEMA_VERSION),
-                    utc_timestamp(),
-                )
-            elif current < SCHEMA_VERSION:
-                await conn.execute(
-                    "UPDATE consentkit_meta SET value = $1 WHERE key = 'schema_version'", str(SCHEMA_VERSION)
-                )
-            # The head row must exist before the first append: `SELECT … FOR UPDATE` locks
-            # nothing when there is no row, and writers racing for the first record would both
-            # append seq 1. It is made here, under the schema lock, from the chain's real end.
-            await conn.execute(
-                "INSERT INTO consentkit_head (id, seq, hash, recorded_at) "
-                "SELECT 1, coalesce(max(seq), 0), $1, '' FROM consentkit_ledger "
-                "ON CONFLICT (id) DO NOTHING",
-                GENESIS_HASH,
-            )
-            await conn.execute(
-                "UPDATE consentkit_head h SET hash = l.hash, recorded_at = l.recorded_at "
-                "FROM consentkit_ledger l WHERE h.id = 1 AND l.seq = h.seq AND h.hash = $1 AND h.seq > 0",
-                GENESIS_HASH,
-            )
+            await migrate(_PostgresTransaction(conn), "postgres", self._safe_url())
+            await _ensure_head_row(conn)
 
     def _safe_url(self) -> str:
         parts = urlsplit(self.url)
         host = parts.hostname or ""
         schema = f"?schema={self.schema}" if self.schema else ""
         return f"postgresql://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}{schema}"
+
+    async def _drop_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
 
     async def open(self) -> None:
         """Connect and create or migrate the schema now."""
@@ -267,7 +200,7 @@ class PostgresLedger(Ledger):
             await self._pool.close()
             self._pool = None
 
-    # -- writing ------------------------------------------------------------------------------
+    # -- writing: one task per process, a batch per transaction ------------------------------
 
     async def append(self, entry: NewRecord) -> LedgerRecord:
         """Queue a record for the next group commit and wait until it is durable."""
@@ -280,13 +213,14 @@ class PostgresLedger(Ledger):
         self._queue.put_nowait((entry, fut))
         return await fut
 
-    async def _run_writer(self, queue: asyncio.Queue[tuple[NewRecord, asyncio.Future[LedgerRecord]]]) -> None:
+    async def _run_writer(self, queue: _Queue) -> None:
         while True:
             batch = [await queue.get()]
             while len(batch) < self._max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
+            append = functools.partial(append_records, entries=[e for e, _ in batch], policies=self._policies)
             try:
-                sealed = await self._commit([entry for entry, _ in batch])
+                sealed = await self._write(append)
             except Exception as exc:
                 error = (
                     exc
@@ -306,150 +240,42 @@ class PostgresLedger(Ledger):
                 for _ in batch:
                     queue.task_done()
 
-    async def _transaction(self, work: Callable[[Any, tuple[int, str, str] | None], Awaitable[T]]) -> T:
-        """Run ``work(conn, head)`` holding the chain's head row lock, then move the head."""
+    async def _write(self, work: Work[T]) -> T:
         pool = await self._get_pool()
         try:
             async with pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(
-                    "SELECT seq, hash, recorded_at FROM consentkit_head WHERE id = 1 FOR UPDATE"
-                )
-                head = (row[0], row[1], row[2]) if row and row[0] else None
-                result = await work(conn, head)
+                tx = _PostgresTransaction(conn)
+                result = await work(tx)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
             await self._drop_pool()
             raise LedgerUnavailable(f"the consent ledger database went away: {exc}") from exc
         except asyncpg.PostgresError as exc:
             raise LedgerUnavailable(f"the consent ledger could not be written: {exc}") from exc
-        self.commits += 1
+        self._committed(tx)
         return result
-
-    async def _append_in(
-        self, conn: Any, head: tuple[int, str, str] | None, entries: list[NewRecord]
-    ) -> list[LedgerRecord]:
-        sealed = seal_batch(entries, head)
-        new_policies = {
-            e.policy_digest: e
-            for e in entries
-            if e.policy_json and e.policy_digest not in self._known_policies
-        }
-        for e in new_policies.values():
-            await conn.execute(
-                "INSERT INTO consentkit_policies VALUES ($1,$2,$3,$4,$5) ON CONFLICT (digest) DO NOTHING",
-                e.policy_digest,
-                e.policy_revision,
-                e.policy_version,
-                e.policy_json,
-                sealed[0].recorded_at,
-            )
-        await conn.executemany(_INSERT, [r.row() for r in sealed])
-        await conn.executemany(
-            "INSERT INTO consentkit_pii_salts VALUES ($1, $2)", [(r.seq, r.pii_salt) for r in sealed]
-        )
-        counts: dict[tuple[str, str], int] = {}
-        for entry, rec in zip(entries, sealed, strict=True):
-            add_daily(counts, rec.recorded_at, entry.action, entry.method, entry.gpc, entry.purposes)
-        await conn.executemany(_UPSERT_DAILY, [(d, m, n) for (d, m), n in counts.items()])
-        last = sealed[-1]
-        await conn.execute(
-            "INSERT INTO consentkit_head VALUES (1, $1, $2, $3) "
-            "ON CONFLICT (id) DO UPDATE SET seq = $1, hash = $2, recorded_at = $3",
-            last.seq,
-            last.hash,
-            last.recorded_at,
-        )
-        return sealed
-
-    async def _commit(self, entries: list[NewRecord]) -> list[LedgerRecord]:
-        sealed = await self._transaction(lambda conn, head: self._append_in(conn, head, entries))
-        # Only once committed: after a rollback the policy text must be inserted again.
-        self._known_policies.update(e.policy_digest for e in entries if e.policy_json)
-        return sealed
-
-    async def erase(self, subject_id: str) -> LedgerRecord:
-        """Crypto-shred a subject's personal fields and record the erasure (see ``Ledger.erase``)."""
-
-        async def work(conn: Any, head: tuple[int, str, str] | None) -> LedgerRecord:
-            rows = await conn.fetch(
-                f"SELECT {COLUMNS_SQL}, NULL::bytea FROM consentkit_ledger l "
-                "WHERE l.subject_id = $1 ORDER BY l.seq",
-                subject_id,
-            )
-            if not rows:
-                raise SubjectNotFound(f"no ledger record belongs to subject {subject_id!r}")
-            await conn.execute(
-                "DELETE FROM consentkit_pii_salts WHERE seq = ANY($1::bigint[])", [r[0] for r in rows]
-            )
-            await conn.execute(
-                "UPDATE consentkit_ledger SET subject_id = NULL, ip_prefix = NULL, user_agent = NULL, "
-                "evidence = NULL WHERE subject_id = $1",
-                subject_id,
-            )
-            erase = erasure_record(LedgerRecord.from_row(rows[-1]), len(rows))
-            return (await self._append_in(conn, head, [erase]))[0]
-
-        return await self._transaction(work)
-
-    async def _drop_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
 
     # -- reading ------------------------------------------------------------------------------
 
-    async def row_pages(
-        self, flt: RecordFilter | None = None, *, with_salts: bool = False
-    ) -> AsyncIterator[list[Any]]:
-        """Stream raw rows in ``seq`` order through a server-side cursor (constant memory)."""
-        flt = flt or RecordFilter()
+    async def _pages(self, flt: RecordFilter, *, with_salts: bool) -> AsyncIterator[Sequence[Sequence[Any]]]:
+        """Pages of a server-side cursor, in one read-only snapshot."""
         pool = await self._get_pool()
-        where, params = where_clause(flt, lambda n: f"${n}")
-        where = " WHERE TRUE" + where if where else ""
-        salt_col = ", s.salt" if with_salts else ", NULL::bytea"
-        join = " LEFT JOIN consentkit_pii_salts s ON s.seq = l.seq" if with_salts else ""
-        sql = f"SELECT {COLUMNS_SQL}{salt_col} FROM consentkit_ledger l{join}{where} ORDER BY l.seq"
+        sql, params = select_records(flt, with_salts=with_salts)
         try:
             async with pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
-                cursor = await conn.cursor(sql, *params)
+                cursor = await conn.cursor(dollars(sql + " ORDER BY l.seq"), *params)
                 while True:
                     rows = await cursor.fetch(_PAGE)
                     if rows:
                         yield rows
                     if len(rows) < _PAGE:
                         break
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _DB_ERRORS as exc:
             raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
 
     async def _select(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         pool = await self._get_pool()
         try:
-            rows: list[Any] = await pool.fetch(_dollars(sql), *params)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            rows: list[Any] = await pool.fetch(dollars(sql), *params)
+        except _DB_ERRORS as exc:
             raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
         return rows
-
-    async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        pool = await self._get_pool()
-        try:
-            await pool.execute(_dollars(sql), *params)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise LedgerUnavailable(f"the consent ledger could not be written: {exc}") from exc
-
-    async def history(self, subject_id: str) -> list[LedgerRecord]:
-        """One subject's records, oldest first."""
-        return [r async for r in self.records(RecordFilter(subject_id=subject_id))]
-
-    async def policy_text(self, digest: str) -> str | None:
-        """The stored canonical policy for a digest."""
-        pool = await self._get_pool()
-        try:
-            value = await pool.fetchval("SELECT policy FROM consentkit_policies WHERE digest = $1", digest)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
-        return None if value is None else str(value)
-
-
-def _dollars(sql: str) -> str:
-    """``?`` placeholders (the backends' shared spelling) to PostgreSQL's ``$1, $2…``."""
-    parts = sql.split("?")
-    return "".join(part + (f"${i}" if i < len(parts) else "") for i, part in enumerate(parts, start=1))

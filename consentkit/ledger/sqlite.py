@@ -7,119 +7,41 @@ SQLite's write lock, so several processes appending to the same file still build
 
 We use the standard library's ``sqlite3`` rather than aiosqlite: group commit needs one thread
 that owns the write connection and runs a whole batch per hop, which aiosqlite's
-one-statement-per-hop model would only slow down.
+one-statement-per-hop model would only slow down. The writing itself (``transaction.py``,
+``schema.py``) is shared with PostgreSQL; ``_SQLiteTransaction`` runs it on the writer's
+connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from ..errors import ConfigurationError, LedgerCorrupt, LedgerNotFound, LedgerUnavailable, SubjectNotFound
-from .base import COLUMNS_SQL, SCHEMA_VERSION, Ledger, RecordFilter, where_clause
-from .records import (
-    LedgerRecord,
-    NewRecord,
-    add_daily,
-    daily_counts_of_rows,
-    erasure_record,
-    seal_batch,
-    utc_timestamp,
-)
+from ..errors import ConfigurationError, LedgerCorrupt, LedgerNotFound, LedgerUnavailable
+from .base import Ledger
+from .queries import Insert, RecordFilter, select_records
+from .records import LedgerRecord, NewRecord
+from .schema import migrate
+from .transaction import Head, T, Transaction, Work, append_records, run_sync
 
 log = logging.getLogger("consentkit.ledger")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS consentkit_meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS consentkit_ledger (
-    seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
-    recorded_at TEXT NOT NULL,
-    subject_id TEXT,
-    action TEXT NOT NULL,
-    purposes TEXT NOT NULL,
-    method TEXT NOT NULL,
-    policy_revision INTEGER NOT NULL,
-    policy_version TEXT NOT NULL,
-    policy_digest TEXT NOT NULL,
-    locale TEXT NOT NULL,
-    ip_prefix TEXT,
-    user_agent TEXT,
-    gpc INTEGER NOT NULL,
-    evidence TEXT,
-    pii_digest TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS consentkit_ledger_subject ON consentkit_ledger (subject_id);
-CREATE INDEX IF NOT EXISTS consentkit_ledger_hash ON consentkit_ledger (hash);
-CREATE TABLE IF NOT EXISTS consentkit_pii_salts (
-    seq INTEGER PRIMARY KEY,
-    salt BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS consentkit_policies (
-    digest TEXT PRIMARY KEY,
-    revision INTEGER NOT NULL,
-    version TEXT NOT NULL,
-    policy TEXT NOT NULL,
-    first_seen TEXT NOT NULL
-);
-"""
-# Schema version 2.
-_SCHEMA_V2 = """
-CREATE TABLE IF NOT EXISTS consentkit_daily (
-    day TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (day, metric)
-);
-CREATE TABLE IF NOT EXISTS consentkit_audit_log (
-    id INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    user TEXT,
-    ip_prefix TEXT,
-    method TEXT NOT NULL,
-    path TEXT NOT NULL,
-    status INTEGER NOT NULL
-);
-"""
-_UPSERT_DAILY = (
-    "INSERT INTO consentkit_daily (day, metric, count) VALUES (?, ?, ?) "
-    "ON CONFLICT (day, metric) DO UPDATE SET count = count + excluded.count"
-)
-
-_INSERT = (
-    "INSERT INTO consentkit_ledger (seq, event_id, recorded_at, subject_id, action, purposes, "
-    "method, policy_revision, policy_version, policy_digest, locale, ip_prefix, user_agent, gpc, "
-    "evidence, pii_digest, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-_ROWS_PER_STATEMENT = 50  # 50 x 18 parameters: under the 999 of old SQLite builds too
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_rows(n: int) -> str:
-    """An INSERT of ``n`` ledger rows in one statement."""
-    return _INSERT.replace(
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        "VALUES " + ",".join(["(" + ",".join("?" * 18) + ")"] * n),
-    )
-
-
 _STOP = object()
-T = TypeVar("T")
 _PAGE = 2000  # rows per read hop when streaming
+_MAX_PARAMS = 999  # parameters per statement in old SQLite builds (32766 since 3.32)
+
+# What the writer thread's queue carries: a record to append, or a call to run on the thread,
+# with the loop and future of whoever waits for it.
+_Item = tuple[NewRecord | Callable[[], Any], asyncio.AbstractEventLoop, asyncio.Future[Any]]
+_Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
 
 
 def path_from_url(url: str) -> Path:
@@ -133,12 +55,75 @@ def path_from_url(url: str) -> Path:
     return Path(rest[1:])
 
 
+class _SQLiteTransaction(Transaction):
+    """A ``BEGIN IMMEDIATE`` transaction on one connection. Every method does its work at once
+    (``sqlite3`` does not wait in asyncio), which is what lets ``run_sync`` run shared code."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__()
+        self._conn = conn
+
+    async def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return self._conn.execute(sql, params).fetchall()
+
+    async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        self._conn.execute(sql, params)
+
+    async def insert(self, statement: Insert, rows: list[tuple[Any, ...]]) -> None:
+        # Multi-row statements, not executemany: every SQLite step lets go of the GIL, and
+        # getting it back from a busy event loop can take a whole switch interval (5 ms), so a
+        # batch of a hundred records should be a handful of steps, not hundreds.
+        per_statement = _MAX_PARAMS // statement.width
+        for i in range(0, len(rows), per_statement):
+            chunk = rows[i : i + per_statement]
+            self._conn.execute(statement.sql(len(chunk)), [v for row in chunk for v in row])
+
+    async def stream(self, sql: str) -> AsyncIterator[Any]:
+        for row in self._conn.execute(sql):
+            yield row
+
+    async def lock_head(self) -> Head:
+        # BEGIN IMMEDIATE took the write lock on the whole file: the last record is the head.
+        row = self._conn.execute(
+            "SELECT seq, hash, recorded_at FROM consentkit_ledger ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+
+def _transaction(conn: sqlite3.Connection, work: Work[T]) -> tuple[T, Transaction]:
+    """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction (SQLite's write lock) and commit.
+
+    LedgerUnavailable when the lock cannot be had; any other error comes as it is, after the
+    transaction was rolled back.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise LedgerUnavailable(f"the consent ledger is locked or unwritable: {exc}") from exc
+    # executescript() would COMMIT first; everything runs as statements of this transaction.
+    tx = _SQLiteTransaction(conn)
+    try:
+        result = run_sync(work(tx))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+    return result, tx
+
+
+def _not_sqlite(exc: sqlite3.DatabaseError) -> bool:
+    return "not a database" in str(exc) or "malformed" in str(exc)
+
+
 class SQLiteLedger(Ledger):
     """A consent ledger in one SQLite file."""
 
     def __init__(
         self, path: str | Path, *, create: bool = True, busy_timeout: float = 10.0, max_batch: int = 1000
     ) -> None:
+        super().__init__()
         self.path = Path(path)
         self.create = create
         self.url = f"sqlite:///{self.path}"
@@ -148,9 +133,7 @@ class SQLiteLedger(Ledger):
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
         self._wconn: sqlite3.Connection | None = None
-        self._known_policies: set[str] = set()
         self._checked = False
-        self.commits = 0  # transactions committed by this process (for benchmarks)
 
     @classmethod
     def from_url(cls, url: str, *, create: bool = True) -> SQLiteLedger:
@@ -172,7 +155,7 @@ class SQLiteLedger(Ledger):
             self._wal(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if "not a database" in str(exc) or "malformed" in str(exc):
+            if _not_sqlite(exc):
                 raise LedgerCorrupt(f"{self.path} is not a consentkit ledger (not an SQLite file)") from exc
             raise LedgerUnavailable(f"cannot open the ledger {self.path}: {exc}") from exc
         return conn
@@ -196,6 +179,7 @@ class SQLiteLedger(Ledger):
                 time.sleep(0.01)
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
+        """Refuse a file that is not a ledger; create or migrate the schema (once per object)."""
         if self._checked:
             return
         try:
@@ -207,40 +191,9 @@ class SQLiteLedger(Ledger):
                 )
             if not self.create and not tables:
                 raise LedgerNotFound(f"{self.path} is an empty SQLite file, not a consentkit ledger")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # executescript() would COMMIT first; run the statements inside our transaction.
-                for statement in (_SCHEMA + _SCHEMA_V2).split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                row = conn.execute("SELECT value FROM consentkit_meta WHERE key='schema_version'").fetchone()
-                if row is None:
-                    conn.execute(
-                        "INSERT INTO consentkit_meta VALUES ('schema_version', ?), ('created_at', ?)",
-                        (str(SCHEMA_VERSION), utc_timestamp()),
-                    )
-                elif int(row[0]) > SCHEMA_VERSION:
-                    raise LedgerCorrupt(
-                        f"{self.path} has ledger schema version {row[0]}, newer than this consentkit "
-                        f"understands ({SCHEMA_VERSION}); upgrade consentkit"
-                    )
-                elif int(row[0]) < 2:
-                    # Version 1 -> 2: build the per-day figures from the records already there.
-                    rows = conn.execute(f"SELECT {COLUMNS_SQL}, NULL FROM consentkit_ledger l")
-                    counts = daily_counts_of_rows(rows)
-                    conn.execute("DELETE FROM consentkit_daily")
-                    conn.executemany(_UPSERT_DAILY, [(d, m, n) for (d, m), n in counts.items()])
-                    conn.execute(
-                        "UPDATE consentkit_meta SET value = ? WHERE key = 'schema_version'",
-                        (str(SCHEMA_VERSION),),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            _transaction(conn, lambda tx: migrate(tx, "sqlite", str(self.path)))
         except sqlite3.DatabaseError as exc:
-            if "not a database" in str(exc) or "malformed" in str(exc):
+            if _not_sqlite(exc):
                 raise LedgerCorrupt(f"{self.path} is not a consentkit ledger (not an SQLite file)") from exc
             raise LedgerUnavailable(f"cannot prepare the ledger {self.path}: {exc}") from exc
         self._checked = True
@@ -258,7 +211,7 @@ class SQLiteLedger(Ledger):
 
     async def open(self) -> None:
         """Create or check the file now (else it happens on the first write)."""
-        await self._call_writer(lambda: self._writer_conn() and None)
+        await self._enqueue(lambda: self._writer_conn() and None)
 
     async def close(self) -> None:
         """Let queued writes finish, then stop the writer thread."""
@@ -268,21 +221,23 @@ class SQLiteLedger(Ledger):
             self._queue.put(_STOP)
             await asyncio.to_thread(writer.join)
 
-    # -- writing ------------------------------------------------------------------------------
+    # -- writing: one thread, one connection, a batch per transaction -------------------------
 
     async def append(self, entry: NewRecord) -> LedgerRecord:
         """Queue a record for the next group commit and wait until it is durable."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[LedgerRecord] = loop.create_future()
-        self._ensure_writer()
-        self._queue.put((entry, loop, fut))
-        return await fut
+        record: LedgerRecord = await self._enqueue(entry)
+        return record
 
-    async def _call_writer(self, fn: Callable[[], Any]) -> Any:
+    async def _write(self, work: Work[T]) -> T:
+        # Through the writer thread, so that it never races a group commit for the lock.
+        result: T = await self._enqueue(lambda: self._write_now(work))
+        return result
+
+    async def _enqueue(self, item: NewRecord | Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._ensure_writer()
-        self._queue.put((fn, loop, fut))
+        self._queue.put((item, loop, fut))
         return await fut
 
     def _ensure_writer(self) -> None:
@@ -319,121 +274,47 @@ class SQLiteLedger(Ledger):
             self._wconn.close()
             self._wconn = None
 
-    def _process(self, batch: list[tuple[Any, asyncio.AbstractEventLoop, asyncio.Future[Any]]]) -> None:
-        calls = [b for b in batch if callable(b[0])]
-        records = [b for b in batch if not callable(b[0])]
-        for fn, loop, fut in calls:
+    def _process(self, batch: list[_Item]) -> None:
+        """Run the batch's calls one by one, then commit its records together."""
+        records: list[_Item] = []
+        for item in batch:
+            fn, loop, fut = item
+            if isinstance(fn, NewRecord):
+                records.append(item)
+                continue
             try:
                 _resolve(loop, [(fut, fn(), None)])
             except BaseException as exc:
                 _resolve(loop, [(fut, None, exc)])
         if not records:
             return
+        entries = [entry for entry, _, _ in records if isinstance(entry, NewRecord)]
         try:
-            sealed = self._commit([b[0] for b in records])
-            outcomes: list[tuple[Any, Any, BaseException | None]] = [
+            sealed = self._write_now(lambda tx: append_records(tx, entries, self._policies))
+            outcomes: list[_Outcome] = [
                 (fut, rec, None) for (_, _, fut), rec in zip(records, sealed, strict=True)
             ]
-        except (LedgerCorrupt, LedgerNotFound) as exc:
-            outcomes = [(fut, None, exc) for _, _, fut in records]
-        except LedgerUnavailable as exc:
+        except (LedgerCorrupt, LedgerNotFound, LedgerUnavailable) as exc:
             outcomes = [(fut, None, exc) for _, _, fut in records]
         except Exception as exc:
             log.exception("consent ledger write failed")
             err = LedgerUnavailable(f"the consent ledger could not be written: {exc}")
             outcomes = [(fut, None, err) for _, _, fut in records]
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, BaseException | None]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for (_, loop, _), outcome in zip(records, outcomes, strict=True):
             by_loop.setdefault(loop, []).append(outcome)
         for loop, items in by_loop.items():
             _resolve(loop, items)
 
-    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction (SQLite's write lock) and commit."""
+    def _write_now(self, work: Work[T]) -> T:
+        """Run ``work`` in one transaction on the writer's connection (on the writer thread)."""
         conn = self._writer_conn()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            result, tx = _transaction(conn, work)
         except sqlite3.Error as exc:
-            raise LedgerUnavailable(f"the consent ledger is locked or unwritable: {exc}") from exc
-        try:
-            result = work(conn)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            # A rolled-back transaction may have added policies we did not keep.
-            self._known_policies.clear()
-            if isinstance(exc, sqlite3.Error):
-                raise LedgerUnavailable(f"the consent ledger could not be written: {exc}") from exc
-            raise
-        self.commits += 1
+            raise LedgerUnavailable(f"the consent ledger could not be written: {exc}") from exc
+        self._committed(tx)
         return result
-
-    def _commit(self, entries: list[NewRecord]) -> list[LedgerRecord]:
-        return self._transaction(lambda conn: self._append_in(conn, entries))
-
-    def _append_in(self, conn: sqlite3.Connection, entries: list[NewRecord]) -> list[LedgerRecord]:
-        head = conn.execute(
-            "SELECT seq, hash, recorded_at FROM consentkit_ledger ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        sealed = seal_batch(entries, head)
-        for entry in entries:
-            if entry.policy_json is not None and entry.policy_digest not in self._known_policies:
-                conn.execute(
-                    "INSERT OR IGNORE INTO consentkit_policies VALUES (?,?,?,?,?)",
-                    (
-                        entry.policy_digest,
-                        entry.policy_revision,
-                        entry.policy_version,
-                        entry.policy_json,
-                        sealed[0].recorded_at,
-                    ),
-                )
-                self._known_policies.add(entry.policy_digest)
-        counts: dict[tuple[str, str], int] = {}
-        for entry, rec in zip(entries, sealed, strict=True):
-            add_daily(counts, rec.recorded_at, entry.action, entry.method, entry.gpc, entry.purposes)
-        # Multi-row statements, not executemany: every SQLite step lets go of the GIL, and
-        # getting it back from a busy event loop can take a whole switch interval (5 ms), so a
-        # batch of a hundred records should be a handful of steps, not hundreds.
-        for i in range(0, len(sealed), _ROWS_PER_STATEMENT):
-            chunk = sealed[i : i + _ROWS_PER_STATEMENT]
-            conn.execute(_insert_rows(len(chunk)), [v for r in chunk for v in r.row()])
-            conn.execute(
-                "INSERT INTO consentkit_pii_salts VALUES " + ",".join(["(?,?)"] * len(chunk)),
-                [v for r in chunk for v in (r.seq, r.pii_salt)],
-            )
-        if counts:
-            conn.execute(
-                "INSERT INTO consentkit_daily (day, metric, count) VALUES "
-                + ",".join(["(?,?,?)"] * len(counts))
-                + " ON CONFLICT (day, metric) DO UPDATE SET count = count + excluded.count",
-                [v for (d, m), n in counts.items() for v in (d, m, n)],
-            )
-        return sealed
-
-    async def erase(self, subject_id: str) -> LedgerRecord:
-        """Crypto-shred a subject's personal fields and record the erasure (see ``Ledger.erase``)."""
-
-        def work(conn: sqlite3.Connection) -> LedgerRecord:
-            rows = conn.execute(
-                f"SELECT {COLUMNS_SQL}, NULL FROM consentkit_ledger l WHERE l.subject_id = ? ORDER BY l.seq",
-                (subject_id,),
-            ).fetchall()
-            if not rows:
-                raise SubjectNotFound(f"no ledger record belongs to subject {subject_id!r}")
-            seqs = [(r[0],) for r in rows]
-            conn.executemany("DELETE FROM consentkit_pii_salts WHERE seq = ?", seqs)
-            conn.execute(
-                "UPDATE consentkit_ledger SET subject_id = NULL, ip_prefix = NULL, user_agent = NULL, "
-                "evidence = NULL WHERE subject_id = ?",
-                (subject_id,),
-            )
-            return self._append_in(conn, [erasure_record(LedgerRecord.from_row(rows[-1]), len(rows))])[0]
-
-        return await self._call_writer(lambda: self._transaction(work))  # type: ignore[no-any-return]
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -443,27 +324,19 @@ class SQLiteLedger(Ledger):
         conn.execute("PRAGMA query_only=ON")
         return conn
 
-    async def row_pages(
-        self, flt: RecordFilter | None = None, *, with_salts: bool = False
-    ) -> AsyncIterator[list[Any]]:
-        """Stream raw rows in ``seq`` order, a page at a time, in constant memory.
+    async def _pages(self, flt: RecordFilter, *, with_salts: bool) -> AsyncIterator[Sequence[Sequence[Any]]]:
+        """Keyset pages (``seq > last``) of a connection of their own.
 
         The next page is read in a thread while the caller works on this one (SQLite releases
         the GIL while it steps), so reading and formatting overlap on two cores.
         """
-        flt = flt or RecordFilter()
         conn = await asyncio.to_thread(self._reader)
         try:
-            where, params = where_clause(flt, lambda n: "?")
-            salt_col = ", s.salt" if with_salts else ", NULL"
-            join = " LEFT JOIN consentkit_pii_salts s ON s.seq = l.seq" if with_salts else ""
-            sql = (
-                f"SELECT {COLUMNS_SQL}{salt_col} FROM consentkit_ledger l{join} "
-                f"WHERE l.seq > ?{where} ORDER BY l.seq LIMIT {_PAGE}"
-            )
+            sql, params = select_records(flt, with_salts=with_salts, extra=("l.seq > ?",))
+            sql += f" ORDER BY l.seq LIMIT {_PAGE}"
 
             def page(after: int) -> list[Any]:
-                return conn.execute(sql, (after, *params)).fetchall()
+                return conn.execute(sql, (*params, after)).fetchall()
 
             pending = asyncio.ensure_future(asyncio.to_thread(page, 0))
             try:
@@ -488,66 +361,21 @@ class SQLiteLedger(Ledger):
 
     async def _select(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         def read() -> list[Any]:
-            conn = self._reader()
             try:
-                return conn.execute(sql, params).fetchall()
-            finally:
-                conn.close()
+                conn = self._reader()
+                try:
+                    return conn.execute(sql, params).fetchall()
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:
+                raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
 
-        rows: list[Any] = await asyncio.to_thread(_guard(read))
-        return rows
-
-    async def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        # Through the writer thread, so that it never races a group commit for the lock.
-        await self._call_writer(lambda: self._transaction(lambda conn: conn.execute(sql, params)))
-
-    async def history(self, subject_id: str) -> list[LedgerRecord]:
-        """One subject's records, oldest first."""
-
-        def read() -> list[LedgerRecord]:
-            conn = self._reader()
-            try:
-                rows = conn.execute(
-                    f"SELECT {COLUMNS_SQL}, NULL FROM consentkit_ledger l "
-                    "WHERE l.subject_id = ? ORDER BY l.seq",
-                    (subject_id,),
-                ).fetchall()
-            finally:
-                conn.close()
-            return [LedgerRecord.from_row(r) for r in rows]
-
-        return await asyncio.to_thread(_guard(read))
-
-    async def policy_text(self, digest: str) -> str | None:
-        """The stored canonical policy for a digest."""
-
-        def read() -> str | None:
-            conn = self._reader()
-            try:
-                row = conn.execute(
-                    "SELECT policy FROM consentkit_policies WHERE digest = ?", (digest,)
-                ).fetchone()
-            finally:
-                conn.close()
-            return None if row is None else str(row[0])
-
-        return await asyncio.to_thread(_guard(read))
+        return await asyncio.to_thread(read)
 
 
-def _guard(fn: Callable[[], Any]) -> Callable[[], Any]:
-    def run() -> Any:
-        try:
-            return fn()
-        except sqlite3.Error as exc:
-            raise LedgerUnavailable(f"the consent ledger could not be read: {exc}") from exc
+def _resolve(loop: asyncio.AbstractEventLoop, items: list[_Outcome]) -> None:
+    """Settle futures of another thread's event loop, from the writer thread."""
 
-    return run
-
-
-def _resolve(
-    loop: asyncio.AbstractEventLoop,
-    items: list[tuple[asyncio.Future[Any], Any, BaseException | None]],
-) -> None:
     def settle() -> None:
         for fut, result, exc in items:
             if fut.cancelled():

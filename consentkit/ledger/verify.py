@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from .records import ACTIONS, GENESIS_HASH, METHODS, LedgerRecord, committed_json, pii_json
+from .records import GENESIS_HASH, LedgerRecord, RecordRow, committed_json, pii_json
+from .vocabulary import ACTIONS, METHODS
 
 _BROKEN_LINK = "prev_hash does not match the previous record's hash (a record was removed or altered)"
 
@@ -44,21 +45,26 @@ class ChainVerifier:
 
     def feed(self, r: LedgerRecord) -> bool:
         """Check one record; ``False`` once a problem has been found."""
-        return self.feed_rows([(*r.row(), r.pii_salt)])
+        return self.feed_rows([r.to_row()])
 
-    def feed_rows(self, rows: list[Any]) -> bool:
-        """Check raw rows (storage order, salt last) in ``seq`` order; ``False`` at a problem.
+    def _start(self, first: RecordRow) -> None:
+        """Note where the checked range starts, from its first row."""
+        if self.first_prev is None:
+            # Verifying a range from its middle: its first link is checked by the caller.
+            self.first_prev = self.head = first.prev_hash
+        if self.first_time is None:
+            self.first_time = first.recorded_at
+
+    def feed_rows(self, rows: Sequence[RecordRow]) -> bool:
+        """Check stored rows (with their salts) in ``seq`` order; ``False`` at a problem.
 
         This is the hot loop of ``consentkit verify``: it works on the rows as the database
-        returns them and builds each canonical form with one f-string.
+        returns them, unpacks each in ``RecordRow`` order at once and builds its canonical form
+        with one f-string.
         """
         sha = hashlib.sha256
-        if self.first_prev is None and rows:
-            # Verifying a range from its middle: its first link is checked by the caller.
-            self.first_prev = self.head = rows[0][16]
-            self.first_time = rows[0][2]
-        elif self.first_time is None and rows:
-            self.first_time = rows[0][2]
+        if rows and self.first_time is None:
+            self._start(rows[0])
         expected_seq = self._expected_seq
         head = self.head
         last_time = self._last_time
@@ -104,14 +110,13 @@ class ChainVerifier:
                 # Missing records are named by the first one missing, anything else by its own seq.
                 missing = type(seq) is int and seq > expected_seq
                 self.bad_seq, self.problem = (expected_seq if missing else seq), problem
-                self._expected_seq, self.head, self._last_time = expected_seq, head, last_time
-                return False
+                break
             self.count += 1
             head = hsh
             expected_seq = seq + 1
             last_time = recorded_at
         self._expected_seq, self.head, self._last_time = expected_seq, head, last_time
-        return True
+        return self.problem is None
 
     @property
     def last_time(self) -> str:

@@ -6,7 +6,7 @@ screen readers, and the pages show the same figures as a table beside it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from markupsafe import Markup, escape
 
@@ -104,7 +104,7 @@ def _grid(plot_w: float, plot_h: float) -> str:
     return "".join(lines)
 
 
-def _x_labels(labels: Sequence[str], x: object) -> str:
+def _x_labels(labels: Sequence[str], x: Callable[[int], float]) -> str:
     if not labels:
         return ""
     every = max(1, -(-len(labels) // 7))  # at most 7 labels: they never overlap
@@ -112,7 +112,7 @@ def _x_labels(labels: Sequence[str], x: object) -> str:
     for i, label in enumerate(labels):
         if i % every == 0 or i == len(labels) - 1:
             out.append(
-                f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" fill="#333">'  # type: ignore[operator]
+                f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" fill="#333">'
                 f"{escape(label)}</text>"
             )
     return "".join(out)

@@ -1,4 +1,4 @@
-"""The HTTP endpoints under the mount (DESIGN §4)."""
+"""The HTTP endpoints under the mount (the README's "What visitors' browsers talk to")."""
 
 from __future__ import annotations
 
@@ -6,29 +6,32 @@ import csv
 import io
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .consent import Consent, evaluate
-from .cookie import StoredDecision, new_subject_id
-from .decisions import BadDecision, header_dict, is_safe_next, parse_decision, same_site_referer
-from .errors import LedgerCorrupt, LedgerUnavailable
-from .netaddr import ip_prefix
-
-if TYPE_CHECKING:
-    from .kit import ConsentKit
-    from .ledger import LedgerRecord
+from ..consent import Consent
+from ..cookie import ConsentCookie
+from ..decisions import Decisions, remembered
+from ..errors import LedgerCorrupt, LedgerUnavailable
+from ..firewall import CookieFirewall
+from ..ledger import Ledger, LedgerRecord
+from ..policy import Policy
+from ..ui.rendering import Renderer
+from .decision_form import BadDecision, DecisionReader
+from .facts import FactsRecorder
+from .paths import is_safe_next, same_site_referer
+from .reading import ConsentReader
+from .responses import NO_STORE, error
+from .static import WidgetAssets
 
 log = logging.getLogger("consentkit")
 
 Handler = Callable[[Request], Awaitable[Response]]
-NO_STORE = {"Cache-Control": "no-store"}
 HISTORY_FIELDS = (
     "seq",
     "recorded_at",
@@ -47,14 +50,41 @@ HISTORY_FIELDS = (
 
 
 class Endpoints:
-    """Serves ``GET/POST {prefix}``, ``{prefix}/history`` and ``/.well-known/gpc.json``."""
+    """Serves ``GET/POST {prefix}``, its pages, the widget's files, and the desk under
+    ``{prefix}/audit``. It is handed every part it uses when the kit wires it."""
 
-    def __init__(self, kit: ConsentKit) -> None:
-        self.kit = kit
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        prefix: str,
+        reader: ConsentReader,
+        decision_reader: DecisionReader,
+        decisions: Decisions,
+        facts: FactsRecorder,
+        cookie: ConsentCookie,
+        firewall: CookieFirewall,
+        renderer: Renderer,
+        assets: WidgetAssets,
+        ledger: Ledger,
+        audit: Callable[[Request], Awaitable[ASGIApp]],
+    ) -> None:
+        self.policy = policy
+        self.prefix = prefix
+        self.reader = reader
+        self.decision_reader = decision_reader
+        self.decisions = decisions
+        self.facts = facts
+        self.cookie = cookie
+        self.firewall = firewall
+        self.renderer = renderer
+        self.assets = assets
+        self.ledger = ledger
+        self.audit = audit
         # What a visitor's own state depends on: the cookie, and the GPC signal if honoured.
         self.private = {
             "Cache-Control": "private, no-store",
-            "Vary": "Cookie, Sec-GPC" if kit.policy.gpc_ids else "Cookie",
+            "Vary": "Cookie, Sec-GPC" if policy.gpc_ids else "Cookie",
         }
         self.private_page = {**self.private, "Vary": self.private["Vary"] + ", Accept-Language"}
         self.routes: dict[str, dict[str, Handler]] = {
@@ -66,27 +96,28 @@ class Endpoints:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        sub = scope["path"][len(self.kit.prefix) :]
+        sub = scope["path"][len(self.prefix) :]
         if sub.endswith("/") and sub != "/":
             sub = sub.rstrip("/")
         sub = "" if sub == "/" else sub
         if sub == "/audit" or sub.startswith("/audit/"):
-            await (await self.kit.audit(request))(scope, receive, send)
+            await (await self.audit(request))(scope, receive, send)
             return
         methods = self.routes.get(sub)
         if methods is None and sub.startswith("/static/"):
             methods = {"GET": self.static}
         if methods is None:
-            # /audit answers 404 until credentials are configured (a later feature).
-            response: Response = _error(
-                request, 404, "not_found", f"no such consent endpoint: {scope['path']}"
+            response: Response = error(
+                request.headers, 404, "not_found", f"no such consent endpoint: {scope['path']}"
             )
         else:
             method = request.method
             handler = methods.get("GET" if method == "HEAD" else method)
             if handler is None:
                 allow = ", ".join(sorted({*methods, "HEAD"} if "GET" in methods else methods))
-                response = _error(request, 405, "method_not_allowed", f"use {allow} on {scope['path']}")
+                response = error(
+                    request.headers, 405, "method_not_allowed", f"use {allow} on {scope['path']}"
+                )
                 response.headers["Allow"] = allow
             else:
                 response = await handler(request)
@@ -96,7 +127,7 @@ class Endpoints:
         """``/.well-known/gpc.json``: this site honours Global Privacy Control."""
         body: dict[str, Any] = {"gpc": True}
         try:
-            body["lastUpdate"] = datetime.strptime(self.kit.policy.version, "%Y-%m-%d").date().isoformat()
+            body["lastUpdate"] = datetime.strptime(self.policy.version, "%Y-%m-%d").date().isoformat()
         except ValueError:
             pass
         await JSONResponse(body, headers={"Cache-Control": "public, max-age=86400"})(scope, receive, send)
@@ -105,15 +136,15 @@ class Endpoints:
 
     async def state(self, request: Request) -> Response:
         """The visitor's state as JSON (and the cookie re-signed if an older key signed it)."""
-        consent = self.kit.consent_for_scope(request.scope)
+        consent = self.reader.of_headers(request.scope["headers"])
         response = JSONResponse(self.state_body(consent, request), headers=self.private)
         if consent.stored is not None and consent.stored.old_key:
-            response.raw_headers.append(self.kit.cookie_header(consent.stored))
+            response.raw_headers.append(self.cookie.header(consent.stored))
         return response
 
     def state_body(self, consent: Consent, request: Request) -> dict[str, Any]:
         """What ``GET /consent`` and JSON decisions answer."""
-        policy = self.kit.policy
+        policy = self.policy
         body: dict[str, Any] = {
             "decided": consent.decided,
             "purposes": consent.purposes(),
@@ -140,65 +171,41 @@ class Endpoints:
 
     def locale(self, request: Request) -> str:
         """The policy locale that best fits the visitor's ``Accept-Language``."""
-        return self.kit.renderer.locale(request.headers.get("accept-language"))
+        return self.renderer.locale(request.headers.get("accept-language"))
 
     # -- POST /consent -------------------------------------------------------------------------
 
     async def decide(self, request: Request) -> Response:
-        """Record a decision durably, then set the cookie and answer."""
-        kit = self.kit
-        before = kit.consent_for_scope(request.scope)
-        headers = header_dict(request)
+        """Check a decision, record it durably (decisions.py), then set the cookie and answer."""
+        before = self.reader.of_headers(request.scope["headers"])
+        known = remembered(before)
         try:
-            decision = await parse_decision(request, kit, before, headers)
+            form = await self.decision_reader.read(
+                request, request.headers, known.subject_id if known is not None else None
+            )
         except BadDecision as exc:
-            return _error(request, exc.status, exc.code, exc.message, json_body=exc.json)
-        policy = kit.policy
-        known = kit.stored_for(before)
-        subject = known.subject_id if known is not None else new_subject_id()
-        purposes = {pid: pid in decision.granted for pid in policy.ids}
-        entry = kit.new_record(
-            subject_id=subject,
-            action=decision.action,
-            purposes=purposes,
-            method=decision.method,
-            locale=kit.renderer.locale(headers.get("accept-language")),
-            ip_prefix=ip_prefix(request.client.host if request.client else None) if kit.record_ip else None,
-            user_agent=(headers.get("user-agent") or "")[:512] or None if kit.record_user_agent else None,
-            gpc=before.gpc,
-        )
+            return error(request.headers, exc.status, exc.code, exc.message, json_body=exc.json)
         try:
-            record = await kit.ledger.append(entry)
+            outcome = await self.decisions.decide(form.choice, before, self.facts.of(request, before.gpc))
         except (LedgerUnavailable, LedgerCorrupt) as exc:
             log.error("decision not recorded, answering 503: %s", exc)
-            response = _error(
-                request,
+            response = error(
+                request.headers,
                 503,
                 "ledger_unavailable",
                 "your choice could not be recorded right now, so it was not applied; please try again",
-                json_body=decision.json,
+                json_body=form.json,
             )
             response.headers["Retry-After"] = "5"
             return response
-        stored = StoredDecision(
-            subject_id=subject,
-            revision=policy.revision,
-            granted=frozenset(p for p in policy.optional_ids if purposes[p]),
-            denied=frozenset(p for p in policy.optional_ids if not purposes[p]),
-            decided_at=int(_epoch(record.recorded_at)),
-            receipt=record.receipt,
-            gpc=before.gpc,
-        )
-        after = evaluate(policy, stored, before.gpc, time.time())
-        if decision.json:
-            body = self.state_body(after, request)
-            response = JSONResponse(body, headers=NO_STORE)
+        if form.json:
+            response = JSONResponse(self.state_body(outcome.consent, request), headers=NO_STORE)
         else:
-            response = RedirectResponse(decision.next, status_code=303, headers=NO_STORE)
-        response.raw_headers.append(kit.cookie_header(stored))
+            response = RedirectResponse(form.next, status_code=303, headers=NO_STORE)
+        response.raw_headers.append(self.cookie.header(outcome.stored))
         response.raw_headers.extend(
-            kit.firewall.expiring_headers(
-                request.cookies, after.denied, headers.get("host"), kit.cookie_secure
+            self.firewall.expiring_headers(
+                request.cookies, outcome.consent.denied, request.headers.get("host"), self.cookie.secure
             )
         )
         return response
@@ -208,11 +215,13 @@ class Endpoints:
     async def banner(self, request: Request) -> Response:
         """The banner (or settings control) as an HTML fragment, for ``inject=False`` sites and
         for the widget after a decision. ``?next=`` is the page to come back to."""
-        consent = self.kit.consent_for_scope(request.scope)
-        nxt = request.query_params.get("next") or same_site_referer(header_dict(request)) or "/"
+        consent = self.reader.of_headers(request.scope["headers"])
+        nxt = request.query_params.get("next") or same_site_referer(request.headers) or "/"
         if not is_safe_next(nxt):
-            return _error(request, 400, "bad_next", "next must be a path on this site, such as /privacy")
-        renderer = self.kit.renderer
+            return error(
+                request.headers, 400, "bad_next", "next must be a path on this site, such as /privacy"
+            )
+        renderer = self.renderer
         locale = renderer.locale(request.headers.get("accept-language"))
         return HTMLResponse(
             str(renderer.banner(consent, locale, nxt)),
@@ -221,8 +230,8 @@ class Endpoints:
 
     async def cookies(self, request: Request) -> Response:
         """How to block or delete cookies, the visitor's browser first (``?browser=`` for another)."""
-        consent = self.kit.consent_for_scope(request.scope)
-        renderer = self.kit.renderer
+        consent = self.reader.of_headers(request.scope["headers"])
+        renderer = self.renderer
         locale = renderer.locale(request.headers.get("accept-language"))
         html = renderer.cookies_page(
             consent,
@@ -236,9 +245,9 @@ class Endpoints:
     async def static(self, request: Request) -> Response:
         """A widget file by its content-hashed name, cached for a year."""
         name = request.url.path.rsplit("/", 1)[-1]
-        asset = self.kit.renderer.static.by_hashed.get(name)
+        asset = self.assets.by_hashed.get(name)
         if asset is None:
-            return _error(request, 404, "not_found", f"no such widget file: {name}")
+            return error(request.headers, 404, "not_found", f"no such widget file: {name}")
         headers = {
             "Cache-Control": "public, max-age=31536000, immutable",
             "ETag": asset.etag,
@@ -258,15 +267,15 @@ class Endpoints:
         """The visitor's own records (JSON, or CSV with ``?format=csv``); nobody else's."""
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "csv"):
-            return _error(request, 400, "bad_format", "format must be json or csv")
-        consent = self.kit.consent_for_scope(request.scope)
+            return error(request.headers, 400, "bad_format", "format must be json or csv")
+        consent = self.reader.of_headers(request.scope["headers"])
         subject = consent.subject_id
         try:
-            records = await self.kit.ledger.history(subject) if subject else []
+            records = await self.ledger.history(subject) if subject else []
         except (LedgerUnavailable, LedgerCorrupt) as exc:
             log.error("history not readable: %s", exc)
-            return _error(
-                request,
+            return error(
+                request.headers,
                 503,
                 "ledger_unavailable",
                 "your history cannot be read right now; try again",
@@ -321,25 +330,7 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def _error(
-    request: Request, status: int, code: str, message: str, *, json_body: bool | None = None
-) -> Response:
-    if json_body is None:
-        accept = request.headers.get("accept", "")
-        ctype = request.headers.get("content-type", "")
-        json_body = "application/json" in ctype or (
-            "application/json" in accept and "text/html" not in accept
-        )
-    if json_body:
-        return JSONResponse({"error": code, "message": message}, status_code=status, headers=NO_STORE)
-    return PlainTextResponse(message + "\n", status_code=status, headers=NO_STORE)
-
-
 def _iso(epoch: float | None) -> str | None:
     if epoch is None or epoch == float("inf"):
         return None
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _epoch(recorded_at: str) -> float:
-    return datetime.fromisoformat(recorded_at).timestamp()

@@ -8,9 +8,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .ledger.records import LedgerRecord
+from ..ledger.records import LedgerRecord
+from ..ledger.vocabulary import Action
 
-DECISIONS = frozenset({"accept_all", "reject_all", "save", "withdraw", "record"})
+#: The actions that are decisions on purposes (counted in consent rates and the GPC share).
+DECISIONS: frozenset[str] = frozenset(
+    {Action.ACCEPT_ALL, Action.REJECT_ALL, Action.SAVE, Action.WITHDRAW, Action.RECORD}
+)
 PERIODS = {"day": 10, "month": 7}  # prefix length of recorded_at
 
 

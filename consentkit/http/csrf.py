@@ -1,21 +1,23 @@
-"""Protection of decision requests against cross-site forgery.
+"""The one rule against cross-site request forgery, for every state-changing request: the
+consent endpoint, the auditor's desk, ``kit.form_problem`` (a site's own forms) and the demo.
 
 A browser says where a request comes from in ``Sec-Fetch-Site`` and ``Origin``; when it sends
 either, that is what we check. A form that carries neither (old browsers, privacy proxies that
-strip them) must carry an anti-forgery token from our own banner: an itsdangerous-signed,
-timestamped value bound to the visitor's subject id when there is one.
+strip them) must carry an anti-forgery token from our own pages: an itsdangerous-signed,
+timestamped value bound to whoever the form was shown to (the visitor's subject id, or the
+auditor's name).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, TimestampSigner
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 TOKEN_MAX_AGE = 2 * 86400
 
@@ -50,6 +52,26 @@ class CsrfGuard:
         except (BadSignature, UnicodeDecodeError, ValueError):
             return False
         return value == (subject_id or "-")
+
+    def problem(
+        self, headers: Mapping[str, str], token: str | None, bound_to: str | None, *, needs_token: bool = True
+    ) -> str | None:
+        """Why a state-changing request must be refused as a forgery, or ``None``.
+
+        ``headers`` are the request's (lower-case names); ``token`` is the form's ``csrf_token``
+        and ``bound_to`` whom it must have been issued to. A request that cannot come from a
+        cross-site form (``needs_token=False``: a JSON body, which browsers send cross-site
+        only after a CORS preflight that we never grant) needs no token.
+        """
+        fetch_site, origin = headers.get("sec-fetch-site"), headers.get("origin")
+        problem = self.origin_problem(fetch_site, origin, headers.get("host"))
+        without_headers = fetch_site is None and origin is None
+        if problem is None and needs_token and without_headers and not self.token_ok(token, bound_to):
+            problem = (
+                "this form has no valid anti-forgery token (it may have expired): reload the page "
+                "and try again"
+            )
+        return problem
 
     def origin_problem(self, fetch_site: str | None, origin: str | None, host: str | None) -> str | None:
         """Why the request's browser headers say it is cross-site, or ``None``."""

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 WIDGET_FILES = ("consentkit.js", "consentkit.css", "consent-mode.js")
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -20,10 +20,11 @@ _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=ut
 
 def widget_dir() -> Path:
     """Where the widget's files are: inside the installed package, or the checkout's ``widget/``."""
-    installed = Path(__file__).resolve().parent / "widget"
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "widget"
     if installed.is_dir():
         return installed
-    return Path(__file__).resolve().parent.parent / "widget"
+    return package.parent / "widget"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ class Asset:
     etag: str
 
 
-class StaticFiles:
+class WidgetAssets:
     """The widget's files by logical name (``consentkit.js``) and by hashed name."""
 
     def __init__(self, directory: Path | None = None) -> None:

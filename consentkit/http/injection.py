@@ -1,4 +1,4 @@
-"""Putting the banner into the site's HTML pages (DESIGN §3, "Banner placement").
+"""Putting the banner into the site's HTML pages (the README's "The banner").
 
 The stylesheet and the Consent Mode defaults go right after ``<head>`` (before any tag of the
 page can run); the banner — or, for decided visitors, the "Cookie settings" control — and the

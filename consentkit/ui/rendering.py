@@ -1,4 +1,5 @@
-"""Rendering the banner, the preference center and the cookie-instructions page (DESIGN §6).
+"""Rendering the banner, the preference center and the cookie-instructions page (the README's
+"The banner").
 
 Templates are Jinja2, in the package under ``consentkit/``; a site's own loader comes first, so
 ``consentkit/banner.html`` in the site's templates overrides ours. Texts go through gettext
@@ -17,26 +18,21 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from babel.support import NullTranslations, Translations
 from jinja2 import BaseLoader, ChoiceLoader, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from ..cache import BoundedCache
+from ..http.csrf import CsrfGuard
+from ..http.paths import is_safe_next
+from ..http.static import WidgetAssets
+from ..policy import Policy
 from . import browsers
-from .decisions import is_safe_next
-from .i18n import negotiate
-from .static import StaticFiles
+from .languages import Languages, translations
 
 if TYPE_CHECKING:
-    from starlette.types import Scope
-
-    from .consent import Consent
-    from .kit import ConsentKit
-
-LOCALES_DIR = Path(__file__).resolve().parent / "locales"
-DOMAIN = "consentkit"
+    from ..consent import Consent
 # Placeholders filled per request in an otherwise cached rendering; they cannot occur in text.
 _TOKEN = "\x00ck-token\x00"
 _NEXT = "\x00ck-next\x00"
@@ -47,12 +43,6 @@ _PLACEHOLDERS = re.compile(b"(\x00ck-[a-z-]+\x00)")
 _TOKEN_TTL = 600.0  # reuse an anti-forgery token this long (it is valid for two days)
 _CACHE_SIZE = 512
 _Tags = tuple[bytes, bytes]  # (for the top of <head>, for just before </body>)
-
-
-def ui_locales() -> tuple[str, ...]:
-    """Languages the banner's own texts are translated into (English is the source)."""
-    found = {p.parent.parent.name for p in LOCALES_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.mo")}
-    return ("en", *sorted(found - {"en"}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,27 +57,43 @@ class PurposeView:
     gpc_denied: bool
 
 
-class Renderer:
-    """Renders and caches the kit's HTML in every language of its policy."""
+_Filled = tuple[float, str, BoundedCache[tuple[str, str, str | None], _Tags]]
 
-    def __init__(self, kit: ConsentKit, loader: BaseLoader | None = None) -> None:
-        self.kit = kit
-        self.policy = kit.policy
-        self.static = StaticFiles()
+
+class Renderer:
+    """Renders and caches the consent HTML in every language of a policy.
+
+    It is handed what it shows: the policy, the languages, the anti-forgery guard whose tokens
+    go into the forms, the widget's files, and the mount ``prefix`` the forms post to.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        languages: Languages,
+        csrf: CsrfGuard,
+        assets: WidgetAssets,
+        prefix: str,
+        loader: BaseLoader | None = None,
+    ) -> None:
+        self.policy = policy
+        self.languages = languages
+        self.csrf = csrf
+        self.prefix = prefix
         loaders: list[BaseLoader] = [PackageLoader("consentkit", "templates")]
         if loader is not None:
             loaders.insert(0, loader)
         self._loader = ChoiceLoader(loaders)
-        self._envs: dict[str, Environment] = {}
-        self._cache: dict[tuple[Any, ...], str] = {}
-        self._tokens: dict[str | None, tuple[float, str]] = {}
-        self._tags: dict[tuple[Any, ...], tuple[_Filler, _Filler]] = {}
-        self._locales: dict[str | bytes | None, str] = {}
+        self._envs: dict[str, Environment] = {}  # one per policy language: bounded by the policy
+        self._cache: BoundedCache[tuple[Any, ...], str] = BoundedCache(_CACHE_SIZE)
+        self._tokens: BoundedCache[str | None, tuple[float, str]] = BoundedCache(_CACHE_SIZE * 8)
+        self._tags: BoundedCache[tuple[Any, ...], tuple[_Filler, _Filler]] = BoundedCache(_CACHE_SIZE)
         # Per consent: (token made at, token, {(locale, page, nonce): (head, body)}).
-        self._filled: dict[Consent, tuple[float, str, dict[tuple[str, str, str | None], _Tags]]] = {}
-        self.css_url = self.static.url(kit.prefix, "consentkit.css")
-        self.js_url = self.static.url(kit.prefix, "consentkit.js")
-        self.consent_mode_url = self.static.url(kit.prefix, "consent-mode.js")
+        self._filled: BoundedCache[Consent, _Filled] = BoundedCache(_CACHE_SIZE)
+        self.css_url = assets.url(prefix, "consentkit.css")
+        self.js_url = assets.url(prefix, "consentkit.js")
+        self.consent_mode_url = assets.url(prefix, "consent-mode.js")
         self.mode_map = {p.id: list(p.consent_mode) for p in self.policy.purposes if p.consent_mode}
         self.mode_types = sorted({t for types in self.mode_map.values() for t in types})
 
@@ -95,16 +101,7 @@ class Renderer:
 
     def locale(self, accept_language: str | bytes | None) -> str:
         """The policy language that fits the visitor best (the policy's default otherwise)."""
-        hit = self._locales.get(accept_language)
-        if hit is None:
-            header = (
-                accept_language.decode("latin-1") if isinstance(accept_language, bytes) else accept_language
-            )
-            hit = negotiate(header, self.policy.locales)
-            if len(self._locales) >= _CACHE_SIZE * 8:
-                self._locales.clear()
-            self._locales[accept_language] = hit
-        return hit
+        return self.languages.best(accept_language)
 
     def env(self, locale: str) -> Environment:
         """The Jinja environment whose gettext speaks ``locale``."""
@@ -159,10 +156,7 @@ class Renderer:
         )
         html = self._cache.get(key)
         if html is None:
-            html = self._render_banner(consent, locale, gpc_off, revised, checked)
-            if len(self._cache) >= _CACHE_SIZE:
-                self._cache.clear()
-            self._cache[key] = html
+            html = self._cache.put(key, self._render_banner(consent, locale, gpc_off, revised, checked))
         if token is None:
             token = self._token(consent.subject_id)
         if next_path != _NEXT:
@@ -184,7 +178,7 @@ class Renderer:
             self.env(locale)
             .get_template("consentkit/banner.html")
             .render(
-                prefix=self.kit.prefix,
+                prefix=self.prefix,
                 decided=consent.decided,
                 locale=locale,
                 controller=policy.controller,
@@ -214,11 +208,7 @@ class Renderer:
         hit = self._tokens.get(subject_id)
         if hit is not None and now - hit[0] < _TOKEN_TTL:
             return hit
-        hit = (now, self.kit.csrf.token(subject_id))
-        if len(self._tokens) >= _CACHE_SIZE * 8:
-            self._tokens.clear()
-        self._tokens[subject_id] = hit
-        return hit
+        return self._tokens.put(subject_id, (now, self.csrf.token(subject_id)))
 
     # -- tags around it -----------------------------------------------------------------------
 
@@ -234,16 +224,12 @@ class Renderer:
         mine = self._filled.get(consent)
         if mine is None or now - mine[0] >= _TOKEN_TTL:
             made_at, token = self._token_entry(consent.subject_id, now)
-            mine = (made_at, token, {})
-            if len(self._filled) >= _CACHE_SIZE:
-                self._filled.clear()
-            self._filled[consent] = mine
+            mine = self._filled.put(consent, (made_at, token, BoundedCache(_CACHE_SIZE)))
         filled = mine[2].get((locale, next_path, nonce))
         if filled is None:
-            filled = self._fill(consent, locale, next_path, nonce, mine[1])
-            if len(mine[2]) >= _CACHE_SIZE:
-                mine[2].clear()
-            mine[2][locale, next_path, nonce] = filled
+            filled = mine[2].put(
+                (locale, next_path, nonce), self._fill(consent, locale, next_path, nonce, mine[1])
+            )
         return filled
 
     def _fill(
@@ -262,10 +248,7 @@ class Renderer:
             head = self.head_tags(consent, _NONCE)
             banner = self.banner(consent, locale, _NEXT, _TOKEN)
             body = f'{banner}<script src="{self.js_url}" defer{_NONCE_ATTR}></script>'
-            entry = (_Filler(head), _Filler(body))
-            if len(self._tags) >= _CACHE_SIZE:
-                self._tags.clear()
-            self._tags[key] = entry
+            entry = self._tags.put(key, (_Filler(head), _Filler(body)))
         nxt = _next_bytes(next_path)
         nonce_attr = _nonce_attr(nonce) if nonce else b""
         tok = token.encode()
@@ -342,7 +325,7 @@ class Renderer:
             detected=detected,
             actions=actions,
             head_tags=Markup(self.head_tags(consent)),
-            body_tags=Markup(self.body_tags(consent, locale, f"{self.kit.prefix}/cookies")),
+            body_tags=Markup(self.body_tags(consent, locale, f"{self.prefix}/cookies")),
         )
 
 
@@ -382,16 +365,7 @@ def _nonce_attr(nonce: str) -> bytes:
     return b' nonce="' + str(escape(nonce)).encode() + b'"'
 
 
-def translations(locale: str) -> NullTranslations:
-    """The gettext catalog for ``locale`` (``fr-CA`` falls back to ``fr``), else English."""
-    for candidate in (locale.replace("-", "_"), locale.split("-")[0]):
-        if (LOCALES_DIR / candidate / "LC_MESSAGES" / f"{DOMAIN}.mo").is_file():
-            return Translations.load(str(LOCALES_DIR), [candidate], domain=DOMAIN)
-    return NullTranslations()
-
-
-def scope_nonce(scope: Scope) -> str | None:
+def state_nonce(state: Any) -> str | None:
     """A CSP nonce the site put on the request (``request.state.csp_nonce``), if any."""
-    state = scope.get("state")
-    nonce = state.get("csp_nonce") if state else None  # .get: no KeyError on every page
+    nonce = state.get("csp_nonce") if state else None  # .get: the state's own miss is for consent
     return nonce if isinstance(nonce, str) else None

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from markupsafe import Markup
 
+from ..ledger import Ledger
+from ..ledger.verify import VerifyReport
+from ..ledger.vocabulary import Action
 from .charts import line_chart, stacked_bars
-from .ledger import Ledger
 
+#: The decisions of the "How visitors decided" chart, with their labels.
 MIX = (
-    ("accept_all", "Accept all"),
-    ("reject_all", "Reject all"),
-    ("save", "Customize"),
-    ("withdraw", "Withdraw"),
+    (Action.ACCEPT_ALL, "Accept all"),
+    (Action.REJECT_ALL, "Reject all"),
+    (Action.SAVE, "Customize"),
+    (Action.WITHDRAW, "Withdraw"),
 )
 
 
@@ -120,3 +124,19 @@ async def build(
         for k in o.labels
     ]
     return o
+
+
+def verification(report: VerifyReport, seconds: float | None = None) -> dict[str, Any]:
+    """A verification's outcome as the overview shows it (and the desk keeps it in the ledger's
+    ``last_verify``): when, whether the chain is intact, and where it broke if it did."""
+    outcome: dict[str, Any] = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "ok": report.ok,
+        "records": report.records,
+        "head": report.head_hash,
+        "first_bad_seq": report.first_bad_seq,
+        "problem": report.problem,
+    }
+    if seconds is not None:
+        outcome["seconds"] = round(seconds, 2)
+    return outcome

@@ -1,0 +1,284 @@
+"""The auditor's desk under ``{prefix}/audit`` (off unless credentials are configured).
+
+Its pages: the overview, the records (filtered, paginated, each in full), streaming exports,
+"verify now", and the access log — see the README's "The auditor's desk". Who may open it is
+:mod:`consentkit.audit.access`; every access, granted or not, is kept in the ledger's access log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import jinja2
+from markupsafe import Markup
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+
+from ..errors import LedgerCorrupt, LedgerUnavailable
+from ..http.csrf import CsrfGuard
+from ..ledger import Ledger, LedgerRecord, RecordFilter
+from ..ledger.vocabulary import Action, Method
+from ..netaddr import ip_prefix
+from ..policy import Policy
+from .access import AuditAccess
+from .export import FORMATS, content_type, export_chunks
+from .filters import day, read_filter
+from .overview import build, verification
+from .pages import TEMPLATES, stylesheet
+
+log = logging.getLogger("consentkit.audit")
+
+PAGE = 50  # records per page
+MAX_FORM = 4096  # bytes: the verify form carries one token
+
+
+class AuditDesk:
+    """The pages and exports of ``{prefix}/audit``.
+
+    It is handed what it uses: the ledger it shows, the policy (purpose titles, the controller's
+    name), its own ``base`` path, the anti-forgery guard, and ``templates()``, which returns the
+    Jinja environment its pages are rendered with.
+    """
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        policy: Policy,
+        base: str,
+        csrf: CsrfGuard,
+        templates: Callable[[], jinja2.Environment],
+        users: Mapping[str, str] | None,
+        token_hash: str | None,
+    ) -> None:
+        self.ledger = ledger
+        self.policy = policy
+        self.base = base
+        self.csrf = csrf
+        self.templates = templates
+        self.access = AuditAccess(users, token_hash)
+
+    async def __call__(self, request: Request) -> Response:
+        """Answer any request under ``{prefix}/audit`` (404 when the desk is off)."""
+        if not self.access.enabled:
+            return PlainTextResponse("no such consent endpoint\n", status_code=404)
+        signed_in = await self._sign_in(request)
+        user: str | None = None
+        if isinstance(signed_in, Response):
+            response = signed_in
+        else:
+            user = signed_in
+            try:
+                response = await self.route(request, user)
+            except (LedgerUnavailable, LedgerCorrupt) as exc:
+                response = PlainTextResponse(f"the consent ledger cannot be read: {exc}\n", status_code=503)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Robots-Tag"] = "noindex"
+        await self._log(request, user, response.status_code)
+        return response
+
+    async def _sign_in(self, request: Request) -> str | Response:
+        """Who signed in, or the answer to someone who did not (401, or 429 after too many
+        failures from this address)."""
+        client = request.client.host if request.client else "unknown"
+        wait = self.access.retry_after(client)
+        if wait:
+            return PlainTextResponse(
+                "too many failed sign-ins; try again later\n",
+                status_code=429,
+                headers={"Retry-After": str(wait)},
+            )
+        authorization = request.headers.get("authorization")
+        # scrypt takes ~50 ms: keep it off the event loop.
+        user = await asyncio.to_thread(self.access.authenticate, authorization)
+        if user is not None:
+            return user
+        if authorization:
+            self.access.failed(client)
+        return PlainTextResponse(
+            "sign in to the consent audit desk\n",
+            status_code=401,
+            headers={"WWW-Authenticate": 'Basic realm="consentkit audit", charset="UTF-8"'},
+        )
+
+    async def _log(self, request: Request, user: str | None, status: int) -> None:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        address = ip_prefix(request.client.host if request.client else None)
+        log.info("audit access %s %s by %s from %s: %d", request.method, path, user or "-", address, status)
+        try:
+            await self.ledger.log_access(user, address, request.method, path[:1000], status)
+        except (LedgerUnavailable, LedgerCorrupt) as exc:
+            log.error("audit access not kept in the ledger: %s", exc)
+
+    async def route(self, request: Request, user: str) -> Response:
+        """Dispatch a request ``user`` signed in for."""
+        sub = request.url.path[len(self.base) :].rstrip("/")
+        method = request.method
+        if method == "POST":
+            if sub == "/verify":
+                return await self.verify(request, user)
+        elif method in ("GET", "HEAD"):
+            if sub == "":
+                return await self.overview(request, user)
+            if sub == "/records":
+                return await self.records(request)
+            if sub.startswith("/records/") and sub[9:].isdigit():
+                return await self.record(int(sub[9:]))
+            if sub == "/export":
+                return self.export(request)
+            if sub == "/access":
+                return await self.access_log()
+        return PlainTextResponse("no such audit page\n", status_code=404)
+
+    # -- pages --------------------------------------------------------------------------------
+
+    def _page(self, name: str, **context: Any) -> HTMLResponse:
+        template = self.templates().get_template(f"{TEMPLATES}/{name}")
+        html = template.render(
+            base=self.base, controller=self.policy.controller, css=Markup(stylesheet()), **context
+        )
+        return HTMLResponse(html)
+
+    async def overview(self, request: Request, user: str) -> Response:
+        """Records, subjects, consent rates over time, the decision mix, GPC, the chain's state."""
+        first = day(request.query_params.get("since"))
+        last = day(request.query_params.get("until"))
+        policy = self.policy
+        o = await build(self.ledger, first, last, list(policy.optional_ids))
+        titles = {p.id: p.text("title", "en", policy.default_locale) for p in policy.purposes}
+        return self._page(
+            "overview.html",
+            o=o,
+            titles=titles,
+            since=first or "",
+            until=last or "",
+            csrf_token=self.csrf.token(_bound_to(user)),
+        )
+
+    async def records(self, request: Request) -> Response:
+        """Filterable, paginated records (newest first)."""
+        problems, flt, query = read_filter(request.query_params)
+        if problems:
+            return PlainTextResponse("; ".join(problems) + "\n", status_code=400)
+        before = request.query_params.get("before")
+        if before is not None and not before.isdigit():
+            return PlainTextResponse("before must be a record number\n", status_code=400)
+        rows = await self._newest(flt, int(before) if before else None)
+        more = len(rows) > PAGE
+        rows = rows[:PAGE]
+        return self._page(
+            "records.html",
+            rows=rows,
+            query=query,
+            next_before=rows[-1].seq if more and rows else None,
+            actions=sorted(Action),
+            methods=sorted(Method),
+            purposes=self.policy.ids,
+        )
+
+    async def _newest(self, flt: RecordFilter, before: int | None) -> list[LedgerRecord]:
+        """Up to ``PAGE + 1`` records matching ``flt`` below ``before``, newest first.
+
+        Keyset pages from the end: the last seq, then ever wider windows of seq below it, so
+        that a selective filter on a large ledger does not read it all at once.
+        """
+        top = (before - 1) if before else await self.ledger.last_seq()
+        found: list[LedgerRecord] = []
+        window = 2000
+        while top >= 1 and len(found) <= PAGE:
+            lo = max(1, top - window + 1)
+            page_filter = dataclasses.replace(flt, first_seq=lo, last_seq=top)
+            chunk = [r async for r in self.ledger.records(page_filter)]
+            found.extend(reversed(chunk))
+            top = lo - 1
+            window *= 4
+        return found[: PAGE + 1]
+
+    async def record(self, seq: int) -> Response:
+        """One record in full, with the policy text it refers to."""
+        found = [r async for r in self.ledger.records(RecordFilter(first_seq=seq, last_seq=seq))]
+        if not found:
+            return PlainTextResponse(f"no record {seq}\n", status_code=404)
+        rec = found[0]
+        text = await self.ledger.policy_text(rec.policy_digest)
+        policy = json.dumps(json.loads(text), indent=2, ensure_ascii=False) if text else None
+        evidence = (
+            json.dumps(rec.evidence, indent=2, ensure_ascii=False) if rec.evidence is not None else None
+        )
+        return self._page("record.html", r=rec, policy=policy, evidence=evidence)
+
+    def export(self, request: Request) -> Response:
+        """Streaming CSV or JSON Lines with the same filters as ``consentkit export``."""
+        problems, flt, _ = read_filter(request.query_params)
+        fmt = request.query_params.get("format", "csv")
+        if fmt not in FORMATS:
+            problems.append("format must be csv or jsonl")
+        if problems:
+            return PlainTextResponse("; ".join(problems) + "\n", status_code=400)
+        chunks = export_chunks(self.ledger.row_pages(flt), fmt, flt.row_filter())
+
+        async def body() -> AsyncIterator[bytes]:
+            async for text, _rows in chunks:
+                yield text.encode("utf-8")
+
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return StreamingResponse(
+            body(),
+            media_type=content_type(fmt),
+            headers={"Content-Disposition": f'attachment; filename="consent-ledger-{stamp}.{fmt}"'},
+        )
+
+    async def verify(self, request: Request, user: str) -> Response:
+        """Verify the chain now and keep the outcome; back to the overview.
+
+        The anti-forgery rule is the one every state-changing request follows: a browser's
+        Origin / Sec-Fetch-Site must say this site, and a form without them (stripped by some
+        browsers and proxies) must carry the token the overview page gave this auditor.
+        """
+        problem = self.csrf.problem(request.headers, await _form_token(request), bound_to=_bound_to(user))
+        if problem:
+            return PlainTextResponse(problem + "\n", status_code=403)
+        from ..ledger.parallel import verify_parallel  # worker processes: only when asked for
+
+        started = time.monotonic()
+        report = await asyncio.to_thread(verify_parallel, self.ledger.url)
+        outcome = verification(report, seconds=time.monotonic() - started)
+        await self.ledger.set_meta("last_verify", json.dumps(outcome))
+        return RedirectResponse(self.base, status_code=303)
+
+    async def access_log(self) -> Response:
+        """Who opened the desk, newest first."""
+        return self._page("access.html", entries=await self.ledger.access_log(200))
+
+
+def _bound_to(user: str) -> str:
+    """Whom the desk's anti-forgery tokens are issued to: the signed-in auditor, kept apart from
+    visitors' subject ids."""
+    return f"audit:{user}"
+
+
+async def _form_token(request: Request) -> str | None:
+    """The ``csrf_token`` of a small URL-encoded form body, if it has one."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return None
+    body = b""
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM:
+                return None
+    except ClientDisconnect:
+        return None
+    try:
+        fields = dict(parse_qsl(body.decode("utf-8"), max_num_fields=10))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return fields.get("csrf_token")

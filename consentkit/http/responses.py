@@ -1,0 +1,30 @@
+"""How the consent endpoints answer what they refuse: a status and a message that says what to
+fix, as JSON to a JSON client and as plain text to a browser form. Nothing they answer may be
+kept by a cache."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def wants_json(headers: Mapping[str, str]) -> bool:
+    """Whether the client sent JSON, or asks for it over HTML."""
+    accept = headers.get("accept", "")
+    return "application/json" in headers.get("content-type", "") or (
+        "application/json" in accept and "text/html" not in accept
+    )
+
+
+def error(
+    headers: Mapping[str, str], status: int, code: str, message: str, *, json_body: bool | None = None
+) -> Response:
+    """A refusal: ``{"error": code, "message": message}`` or the message as text."""
+    if json_body is None:
+        json_body = wants_json(headers)
+    if json_body:
+        return JSONResponse({"error": code, "message": message}, status_code=status, headers=NO_STORE)
+    return PlainTextResponse(message + "\n", status_code=status, headers=NO_STORE)
