@@ -1,4 +1,4 @@
-"""The browser instructions catalogue (DESIGN §6): its data, its validation and UA detection."""
+"""The browser instructions catalogue (the README's "Cookie instructions"): its data, its validation and UA detection."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``evaluate``: DESIGN §1's validity rules and Global Privacy Control, applied to a cookie's decision."""
+"""``evaluate``: the validity rules of the README's "How consent is decided" and Global Privacy Control, applied to a cookie's decision."""
 
 from __future__ import annotations
 

@@ -377,6 +377,12 @@ BAD_INPUT = {
         400,
         ["next"],
     ),
+    "json nested thousands deep": (lambda: _raw(b"[" * 10000, "application/json"), 400, ["nested"]),
+    "json objects nested thousands deep": (
+        lambda: _raw(b'{"a":' * 3000, "application/json"),
+        400,
+        ["JSON"],
+    ),
     "too many form fields": (
         lambda: _form([("action", "save")] + [("granted", "analytics")] * 150),
         400,
