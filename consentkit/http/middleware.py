@@ -56,7 +56,8 @@ class RequestState(dict[str, Any]):
     def __missing__(self, key: str) -> Any:
         if key != "consent":
             raise KeyError(key)
-        consent = self["consent"] = self._reader.of_headers(self._headers)
+        cookie, gpc, _ = scan(self._headers)
+        consent = self["consent"] = self._reader.of(cookie, gpc)
         return consent
 
 
@@ -94,6 +95,7 @@ class ConsentMiddleware:
         self.vary = b"Cookie, Sec-GPC" if vary_gpc else b"Cookie"
         # A page with the banner also depends on the visitor's language.
         self.vary_page = self.vary + b", Accept-Language"
+        self._vary_headers = ((b"vary", self.vary), (b"vary", self.vary_page))
         self.startup = startup
         self.shutdown = shutdown
 
@@ -134,10 +136,12 @@ class ConsentMiddleware:
         seen_vary = False
         for pair in headers:
             key = pair[0]
-            if len(key) == 4 and key.lower() == b"vary":
+            if key == b"vary" or (len(key) == 4 and key.lower() == b"vary"):
                 seen_vary = True
                 pair = (key, _merge_vary(pair[1], vary))
-            elif added and len(key) == 14 and key.lower() == b"content-length":
+            elif added and (
+                key == b"content-length" or (len(key) == 14 and key.lower() == b"content-length")
+            ):
                 try:
                     length = int(pair[1])
                 except ValueError:
@@ -154,7 +158,7 @@ class ConsentMiddleware:
                 return False  # compressed: we would have to decompress it
             out.append(pair)
         if not seen_vary:
-            out.append((b"vary", vary))
+            out.append(self._vary_headers[added > 0])
         stored = consent.stored
         if stored is not None and stored.old_key:
             out.append(self.cookie.header(stored))
@@ -189,12 +193,17 @@ class Responder:
         self.scope = scope
         self.state = state
         self.to = send
-        self.page: Page | None = None  # an HTML page that gets the banner
+        # An HTML page that gets the banner: its body's rewriter, or (rarely) its start, held
+        # back until we know whether the server will send the body from a file.
+        self.page: Page | tuple[Message, bool] | None = None
 
     def send(self, message: Message) -> Awaitable[None]:
         """Pass a message on, rewriting the response's start (and a page's body) for the visitor."""
-        if self.page is not None:
-            return self.page.send(message)
+        page = self.page
+        if page is not None:
+            if isinstance(page, Page):
+                return page.send(message)
+            return self._release(page[0], page[1], message)
         if message["type"] != "http.response.start":
             return self.to(message)
         html = cookies = False
@@ -213,44 +222,27 @@ class Responder:
             and self.scope["method"] == "GET"
             and state.get("consent_banner", True)
         ):
-            page = Page(self.mw, self.scope, state, self.to, cookies)
             extensions = self.scope.get("extensions")
             if extensions and (_PATHSEND in extensions or _ZEROCOPY in extensions):
                 # The body may come as a file the server sends itself, which we cannot rewrite:
                 # see the next message before announcing a new length.
-                page.held = message
-                self.page = page
+                self.page = (message, cookies)
                 return _done()
-            if page.begin(message):
-                self.page = page
+            tags = self._begin_page(message, cookies)
+            if tags is not None:
+                self.page = Page(self.to, tags)
                 return self.to(message)
         if cookies or "consent" in state:
             self.mw.rewrite_start(message, state["consent"], cookies)
         return self.to(message)
 
-
-class Page:
-    """An HTML page on its way to a visitor, getting the banner (or the settings control)."""
-
-    __slots__ = ("cookies", "held", "mw", "scope", "state", "stream", "tags", "to")
-
-    def __init__(
-        self, mw: ConsentMiddleware, scope: Scope, state: RequestState, send: Send, cookies: bool
-    ) -> None:
-        # What the responder has, not the responder: it refers to this page, and a cycle would
-        # leave the request to the garbage collector.
-        self.mw, self.scope, self.state, self.to = mw, scope, state, send
-        self.cookies = cookies  # whether its start sets cookies (the firewall's business)
-        self.held: Message | None = None  # its start, held until we know how the body comes
-        self.tags: _Tags | None = None  # the bytes still to go into it
-        self.stream: StreamInserter | None = None  # set when it comes in several messages
-
-    def begin(self, start: Message) -> bool:
-        """Prepare the page's start; ``False`` leaves the page alone (not a 2xx with a body,
-        compressed, or a banner that cannot be rendered)."""
+    def _begin_page(self, start: Message, cookies: bool) -> _Tags | None:
+        """Prepare an HTML page's start for the banner: the bytes to insert into its body, or
+        ``None`` to leave the page alone (not a 2xx with a body, compressed, or a banner that
+        cannot be rendered)."""
         status = start["status"]
         if status < 200 or status in (204, 304) or 300 <= status < 400:
-            return False
+            return None
         mw, scope, state = self.mw, self.scope, self.state
         renderer = mw.renderer
         assert renderer is not None
@@ -259,43 +251,55 @@ class Page:
             consent = state.get("consent")
             if consent is None:
                 consent = state["consent"] = mw.reader.of(cookie, gpc)
-            tags = renderer.tags(consent, renderer.locale(language), here(scope), state_nonce(state))
+            locale = renderer.languages.best(language)
+            tags = renderer.tags(consent, locale, here(scope), state_nonce(state))
         except Exception:
             # A broken template override must not take the site's pages down with it: the page
             # goes out without the banner, and the operator hears about it.
             log.exception("consentkit could not render the banner; the page is sent without it")
-            return False
-        if not mw.rewrite_start(start, consent, self.cookies, len(tags[0]) + len(tags[1])):
-            return False
-        self.tags = tags
-        return True
+            return None
+        if not mw.rewrite_start(start, consent, cookies, len(tags[0]) + len(tags[1])):
+            return None
+        return tags
+
+    def _release(self, start: Message, cookies: bool, message: Message) -> Awaitable[None]:
+        """The message after a held start: a body we can rewrite, or a file we cannot."""
+        tags = self._begin_page(start, cookies) if message["type"] == "http.response.body" else None
+        if tags is not None:
+            page = self.page = Page(self.to, tags)
+            return _in_order(self.to(start), page.send, message)
+        self.page = None  # not a page we can rewrite after all: the rest passes through
+        if cookies or "consent" in self.state:
+            self.mw.rewrite_start(start, self.state["consent"], cookies)
+        return _in_order(self.to(start), self.to, message)
+
+
+class Page:
+    """The body of an HTML page on its way to a visitor, getting the banner's bytes."""
+
+    __slots__ = ("stream", "tags", "to")
+
+    def __init__(self, send: Send, tags: _Tags) -> None:
+        self.to = send
+        self.tags: _Tags | None = tags  # still to go in
+        self.stream: StreamInserter | None = None  # set when the page comes in several messages
 
     def send(self, message: Message) -> Awaitable[None]:
-        """A message after the page's start."""
-        to = self.to
-        held = self.held
-        if held is not None:
-            self.held = None
-            if message["type"] == "http.response.body" and self.begin(held):
-                return _in_order(to(held), self.send, message)
-            # Not a page we can rewrite after all: the rest passes through untouched.
-            if self.cookies or "consent" in self.state:
-                self.mw.rewrite_start(held, self.state["consent"], self.cookies)
-            return _in_order(to(held), to, message)
+        """A body message of the page."""
         if self.stream is not None:
             return self.stream(message)
         tags = self.tags
         if tags is None:
-            return to(message)
+            return self.to(message)
         if message.get("more_body", False):
-            self.stream = StreamInserter(to, *tags)
+            self.stream = StreamInserter(self.to, *tags)
             return self.stream(message)
         # The usual case: the whole page in one message.
         body = message.get("body", b"")
         if body and message["type"] == "http.response.body":
             message["body"] = insert(body, *tags)
         self.tags = None
-        return to(message)
+        return self.to(message)
 
 
 async def _in_order(
