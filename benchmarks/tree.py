@@ -33,19 +33,17 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from consentkit.ledger.checkpoints import generate_key, parse_checkpoint, sign_checkpoint
-from consentkit.ledger.tree import (
+from consentkit.ledger.checkpoints import parse_checkpoint, sign_checkpoint
+from consentkit.ledger.keys import generate_key
+from consentkit.ledger.proofs import (
     ChunkedTree,
-    TreeBuilder,
-    chunk_roots,
     consistency_proof,
     inclusion_proof,
-    leaf_hashes,
     proof_reads,
-    root_from_chunks,
     verify_consistency,
     verify_inclusion,
 )
+from consentkit.ledger.tree import TreeBuilder, chunk_roots, leaf_hashes, root_from_chunks
 
 # golang.org/x/mod v0.9.0 sumdb/tlog TreeHash of these records (see tests/ledger/test_tree.py).
 GO_ROOT_1M = "46cac2e63bb6d97247a5b5417d925f94c4e2e5f42eb390afe1e9f1a472f21931"

@@ -1,4 +1,5 @@
-"""Signed notes, keys and checkpoints (``consentkit.ledger.checkpoints``) against other implementations.
+"""Keys, signed notes and checkpoints (``consentkit.ledger.keys``, ``.notes``, ``.checkpoints``) against
+other implementations.
 
 Vectors, and where they come from:
 
@@ -30,26 +31,27 @@ from consentkit.errors import ConfigurationError, ConsentkitError, LedgerError
 from consentkit.ledger.checkpoints import (
     TLOG_PROOF_HEADER,
     Checkpoint,
-    CheckpointError,
-    SigningKey,
-    SigningKeyError,
     TlogProof,
-    VerifierKey,
     check_tlog_proof,
     format_checkpoint,
     format_tlog_proof,
-    generate_key,
-    key_id,
-    open_note,
     parse_checkpoint,
     parse_checkpoint_body,
     parse_tlog_proof,
-    read_private_key,
     sign_checkpoint,
-    sign_note,
+)
+from consentkit.ledger.keys import (
+    SigningKey,
+    SigningKeyError,
+    VerifierKey,
+    generate_key,
+    key_id,
+    read_private_key,
     write_private_key,
 )
-from consentkit.ledger.tree import inclusion_proof, leaf_hashes, root_from_leaves
+from consentkit.ledger.notes import CheckpointError, open_note, sign_note
+from consentkit.ledger.proofs import inclusion_proof
+from consentkit.ledger.tree import leaf_hashes, root_from_leaves
 
 # --- Go's sumdb/note test vectors (note_test.go) ----------------------------------------------
 

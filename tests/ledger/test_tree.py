@@ -1,4 +1,5 @@
-"""The ledger's Merkle tree (``consentkit.ledger.tree``), checked against other implementations.
+"""The ledger's Merkle tree and its proofs (``consentkit.ledger.tree``, ``consentkit.ledger.proofs``),
+checked against other implementations.
 
 * RFC 6962 vectors: leaf inputs, node and root hashes of trees of 0 to 8 leaves, from
   transparency-dev/merkle ``testonly/constants.go`` (commit 417fb0c3).
@@ -22,24 +23,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consentkit.errors import LedgerError
-from consentkit.ledger.tree import (
-    EMPTY_ROOT,
+from consentkit.ledger.proofs import (
     ChunkedTree,
     LeafTree,
+    consistency_proof,
+    inclusion_proof,
+    proof_reads,
+    verify_consistency,
+    verify_inclusion,
+)
+from consentkit.ledger.tree import (
+    EMPTY_ROOT,
     TreeBuilder,
     TreeError,
     chunk_roots,
-    consistency_proof,
-    inclusion_proof,
     leaf_hash,
     leaf_hash_bytes,
     leaf_hashes,
     node_hash,
-    proof_reads,
     root_from_chunks,
     root_from_leaves,
-    verify_consistency,
-    verify_inclusion,
 )
 
 
