@@ -91,7 +91,8 @@ async def post(app: Any, body: bytes) -> int:
 async def measure(args: argparse.Namespace, url: str, clients: int, start_at: float) -> dict[str, Any]:
     """One app process: its clients post for ``args.seconds`` from ``start_at`` (wall clock)."""
     policy = Policy.from_toml(ROOT / "examples" / "consent.toml")
-    kit = ConsentKit(policy=policy, secret_keys=[SECRET], ledger=url)
+    # Every simulated visitor posts from one address: the per-client decision limit is off here.
+    kit = ConsentKit(policy=policy, secret_keys=[SECRET], ledger=url, decision_rate_limit=None)
     app = Starlette(middleware=[kit.middleware])
     await kit.startup()
     bodies = [json.dumps(a).encode() for a in ACTIONS]

@@ -106,6 +106,12 @@ def policy_check(file: Path) -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="File (default: stdout).",
 )
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="CSV: write every value exactly as stored, for machines. By default a cell that starts "
+    "like a spreadsheet formula (= + - @ tab CR) gets a ' before it.",
+)
 def export(
     ledger_url: str,
     fmt: str,
@@ -115,8 +121,12 @@ def export(
     purpose: str | None,
     action: str | None,
     output: Path | None,
+    raw: bool,
 ) -> None:
-    """Stream the ledger as CSV or JSON Lines, in constant memory."""
+    """Stream the ledger as CSV or JSON Lines, in constant memory.
+
+    CSV cells that could run as spreadsheet formulas are made inert unless --raw is given.
+    """
     flt = RecordFilter(since=since, until=until, subject_id=subject, purpose=purpose, action=action)
 
     async def go(out: TextIO) -> int:
@@ -124,7 +134,7 @@ def export(
         try:
             await ledger.open()
             return await write_export(
-                ledger.row_pages(flt), fmt, out, flt.row_filter(), _progress("exported")
+                ledger.row_pages(flt), fmt, out, flt.row_filter(), _progress("exported"), raw=raw
             )
         finally:
             await ledger.close()

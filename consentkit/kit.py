@@ -26,10 +26,12 @@ from .decisions import Decisions, RequestFacts
 from .errors import ConfigurationError, LedgerCorrupt, LedgerUnavailable
 from .firewall import CookieFirewall, UndeclaredMode
 from .gating import Fallback, Hooks, consent_of, default_fallback, make_requires
+from .http.client import ClientAddresses
 from .http.csrf import CsrfGuard
 from .http.decision_form import DecisionReader
 from .http.endpoints import Endpoints
 from .http.facts import FactsRecorder
+from .http.limits import RateLimiter
 from .http.middleware import ConsentMiddleware
 from .http.paths import is_safe_next
 from .http.reading import ConsentReader
@@ -43,6 +45,13 @@ log = logging.getLogger("consentkit")
 
 F = TypeVar("F", bound=Callable[..., Any])
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
+#: ``decision_rate_limit``'s default: 60 decisions per client address (IPv6: per /64) per 60 s.
+#: A person decides a few times in a visit, and even an office or a carrier's shared address
+#: rarely sees more than a handful of first visits a minute, so no visitor meets it; one machine,
+#: which could otherwise post thousands a second, is held to one a second on average.
+DECISION_RATE_LIMIT = (60, 60.0)
+#: Client addresses whose recent decisions are remembered (see ``http/limits.py``).
+DECISION_LIMIT_CLIENTS = 20_000
 
 
 class ConsentKit:
@@ -50,7 +59,10 @@ class ConsentKit:
 
     ``secret_keys`` lists the cookie signing keys, newest first; cookies signed with an older
     key still verify and are re-signed with the newest. ``development=True`` uses a public
-    development key when no key is given, for local work only.
+    development key when no key is given, for local work only. ``trusted_proxies`` are the
+    site's own reverse proxies (addresses or networks): ``X-Forwarded-For`` is believed from them
+    and nobody else. ``decision_rate_limit=(decisions, seconds)`` bounds decisions per client
+    address (IPv6: per /64); ``None`` turns it off. The README's "Options" has them all.
     """
 
     def __init__(
@@ -73,6 +85,8 @@ class ConsentKit:
         template_loader: BaseLoader | None = None,
         audit_users: Mapping[str, str] | None = None,
         audit_token: str | None = None,
+        trusted_proxies: Sequence[str] = (),
+        decision_rate_limit: tuple[int, float] | None = DECISION_RATE_LIMIT,
     ) -> None:
         self.policy = policy = policy if isinstance(policy, Policy) else Policy.from_toml(policy)
         keys = list(secret_keys or [])
@@ -83,6 +97,8 @@ class ConsentKit:
         _check_cookie_name(policy, cookie_name)
         self.prefix = prefix
         self.inject = inject
+        self.clients = ClientAddresses(trusted_proxies)
+        self.decision_limit = _decision_limit(decision_rate_limit)
         self.codec = CookieCodec(keys)
         self.csrf = CsrfGuard(keys, trusted_origins)
         self.ledger = open_ledger(ledger)
@@ -94,7 +110,9 @@ class ConsentKit:
         self.hooks = Hooks(policy)
         self.decisions = Decisions(policy, self.ledger)
         self.languages = Languages(policy.locales)
-        self.facts = FactsRecorder(self.languages, record_ip=record_ip, record_user_agent=record_user_agent)
+        self.facts = FactsRecorder(
+            self.languages, record_ip=record_ip, record_user_agent=record_user_agent, clients=self.clients
+        )
         self.assets = WidgetAssets()
         self.renderer = Renderer(
             policy,
@@ -112,6 +130,7 @@ class ConsentKit:
             templates=lambda: self.renderer.env("en"),
             users=audit_users,
             token_hash=audit_token,
+            clients=self.clients,
         )
         self.endpoints = self._endpoints(max_body)
         self._requires_fallback = requires_fallback
@@ -130,6 +149,8 @@ class ConsentKit:
             assets=self.assets,
             ledger=self.ledger,
             audit=self.audit,
+            clients=self.clients,
+            decision_limit=self.decision_limit,
         )
 
     # -- mounting ---------------------------------------------------------------------------
@@ -256,6 +277,22 @@ class ConsentKit:
         Origin/Sec-Fetch-Site must say this site, and without either header the form must carry
         ``kit.csrf.token(subject_id)``."""
         return self.csrf.problem(request.headers, token, consent_of(request).subject_id)
+
+
+def _decision_limit(setting: tuple[int, float] | None) -> RateLimiter | None:
+    """The limiter for ``decision_rate_limit=(decisions, seconds)``; ``None`` turns it off."""
+    if setting is None:
+        return None
+    try:
+        count, seconds = setting
+        valid = isinstance(count, int) and not isinstance(count, bool) and count >= 1 and seconds > 0
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ConfigurationError(
+            f"decision_rate_limit must be (decisions, seconds) such as (60, 60), or None; got {setting!r}"
+        )
+    return RateLimiter(count, float(seconds), DECISION_LIMIT_CLIENTS)
 
 
 def _check_prefix(prefix: str) -> None:

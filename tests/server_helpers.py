@@ -51,6 +51,9 @@ def create_app():  # type: ignore[no-untyped-def]
         secret_keys=[os.environ.get("CONSENTKIT_TEST_SECRET", SECRET)],
         ledger=os.environ["CONSENTKIT_TEST_LEDGER"],
         cookie_secure=False,  # plain http on 127.0.0.1
+        # Every test visitor comes from 127.0.0.1: hundreds of them deciding at once are not one
+        # client flooding (the decision rate limit has its own tests, in test_hardening.py).
+        decision_rate_limit=None,
     )
 
     async def page(request: Request) -> PlainTextResponse:

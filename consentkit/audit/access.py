@@ -2,7 +2,12 @@
 
 Access is HTTP Basic (over the site's TLS) against ``audit_users`` — user names with scrypt
 password hashes made by ``consentkit hash-password`` — or a bearer ``audit_token`` (also kept as
-a hash). There is no default password. Failed attempts are rate-limited per client address.
+a hash). There is no default password. Failed attempts are rate-limited per client (an IPv4
+address, an IPv6 /64: :func:`consentkit.http.client.limit_key`).
+
+Each attempt that carries credentials is counted *before* its scrypt check runs (~40 ms), and
+un-counted when it succeeds: concurrent wrong guesses beyond the limit are refused at once, not
+all checked while the first are still running.
 """
 
 from __future__ import annotations
@@ -12,17 +17,17 @@ import binascii
 import hashlib
 import hmac
 import secrets
-import time
 from collections.abc import Mapping
 
 from ..errors import ConfigurationError
+from ..http.limits import RateLimiter
 
 #: scrypt's cost parameters for new hashes (about 50 ms and 16 MiB per check).
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MAX_FAILURES = 5  # per client address within WINDOW before it must wait
 WINDOW = 300.0  # seconds
 MIN_PASSWORD = 12
-MAX_CLIENTS = 10000  # failure lists kept before all are forgotten
+MAX_CLIENTS = 10000  # clients whose failures are kept (the quietest go first: http/limits.py)
 
 #: A parsed hash: scrypt's parameters, the salt and the digest.
 StoredHash = tuple[dict[str, int], bytes, bytes]
@@ -69,7 +74,7 @@ class AuditAccess:
         self.users = {name: parse_hash(h) for name, h in (users or {}).items()}
         self.token = parse_hash(token_hash) if token_hash else None
         self._decoy: StoredHash | None = None
-        self._failures: dict[str, list[float]] = {}
+        self.failures = RateLimiter(MAX_FAILURES, WINDOW, MAX_CLIENTS)
 
     @property
     def decoy(self) -> StoredHash:
@@ -85,19 +90,19 @@ class AuditAccess:
         return bool(self.users) or self.token is not None
 
     def retry_after(self, client: str) -> int:
-        """Seconds this client must wait after too many failures (0: may try)."""
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(client, ()) if now - t < WINDOW]
-        self._failures[client] = recent
-        if len(recent) < MAX_FAILURES:
-            return 0
-        return int(WINDOW - (now - recent[0])) + 1
+        """Seconds this client must wait after too many failures (0: may try); counts nothing."""
+        wait = self.failures.wait(client)
+        return int(self.failures.retry_after(wait)) if wait else 0
 
-    def failed(self, client: str) -> None:
-        """Count a failed attempt."""
-        self._failures.setdefault(client, []).append(time.monotonic())
-        if len(self._failures) > MAX_CLIENTS:  # bound memory under a spray of addresses
-            self._failures.clear()
+    def reserve(self, client: str) -> int:
+        """Count an attempt of this client as failed *before* checking it (0), or the seconds it
+        must wait (nothing counted). Call :meth:`succeeded` when the check passes."""
+        wait = self.failures.acquire(client)
+        return int(self.failures.retry_after(wait)) if wait else 0
+
+    def succeeded(self, client: str) -> None:
+        """An attempt reserved with :meth:`reserve` was right after all: it does not count."""
+        self.failures.release(client)
 
     def authenticate(self, authorization: str | None) -> str | None:
         """The user (or ``"token"``) an ``Authorization`` header proves, else ``None``.

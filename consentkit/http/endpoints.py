@@ -21,12 +21,15 @@ from ..errors import LedgerCorrupt, LedgerUnavailable
 from ..firewall import CookieFirewall
 from ..ledger import Ledger, LedgerRecord
 from ..policy import Policy
+from ..spreadsheets import inert
 from ..ui.rendering import Renderer
+from .client import ClientAddresses, limit_key
 from .decision_form import BadDecision, DecisionReader
 from .facts import FactsRecorder
+from .limits import RateLimiter
 from .paths import is_safe_next, same_site_referer
 from .reading import ConsentReader
-from .responses import NO_STORE, error
+from .responses import FRAMING, NO_STORE, error
 from .static import WidgetAssets
 
 log = logging.getLogger("consentkit")
@@ -51,7 +54,9 @@ HISTORY_FIELDS = (
 
 class Endpoints:
     """Serves ``GET/POST {prefix}``, its pages, the widget's files, and the desk under
-    ``{prefix}/audit``. It is handed every part it uses when the kit wires it."""
+    ``{prefix}/audit``. It is handed every part it uses when the kit wires it: among them
+    ``clients`` (who a request's client is) and ``decision_limit`` (decisions per client, or
+    ``None`` for no limit)."""
 
     def __init__(
         self,
@@ -68,6 +73,8 @@ class Endpoints:
         assets: WidgetAssets,
         ledger: Ledger,
         audit: Callable[[Request], Awaitable[ASGIApp]],
+        clients: ClientAddresses | None = None,
+        decision_limit: RateLimiter | None = None,
     ) -> None:
         self.policy = policy
         self.prefix = prefix
@@ -81,6 +88,8 @@ class Endpoints:
         self.assets = assets
         self.ledger = ledger
         self.audit = audit
+        self.clients = clients or ClientAddresses()
+        self.decision_limit = decision_limit
         # What a visitor's own state depends on: the cookie, and the GPC signal if honoured.
         self.private = {
             "Cache-Control": "private, no-store",
@@ -121,6 +130,9 @@ class Endpoints:
                 response.headers["Allow"] = allow
             else:
                 response = await handler(request)
+        # Nothing of ours is ever to be shown in a frame (a banner or a "withdraw" button under
+        # a transparent layer of another site: clickjacking). The desk sets its own, stricter.
+        response.headers.update(FRAMING)
         await response(scope, receive, send)
 
     async def gpc_json(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -185,9 +197,29 @@ class Endpoints:
             )
         except BadDecision as exc:
             return error(request.headers, exc.status, exc.code, exc.message, json_body=exc.json)
+        address = self.clients.of(request.scope)
+        limit = self.decision_limit
+        key = limit_key(address)
+        if limit is not None:
+            # Counted before the write, so that concurrent posts cannot all pass the check.
+            wait = limit.acquire(key)
+            if wait:
+                response = error(
+                    request.headers,
+                    429,
+                    "too_many_decisions",
+                    "too many choices were sent from your network just now, so this one was not "
+                    "recorded or applied; please try again in a minute",
+                    json_body=form.json,
+                )
+                response.headers["Retry-After"] = limit.retry_after(wait)
+                return response
         try:
-            outcome = await self.decisions.decide(form.choice, before, self.facts.of(request, before.gpc))
+            facts = self.facts.at(request, before.gpc, address)
+            outcome = await self.decisions.decide(form.choice, before, facts)
         except (LedgerUnavailable, LedgerCorrupt) as exc:
+            if limit is not None:
+                limit.release(key)  # nothing was recorded: it does not count
             log.error("decision not recorded, answering 503: %s", exc)
             response = error(
                 request.headers,
@@ -324,9 +356,10 @@ def _csv_cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        # Spreadsheets run cells that start like formulas: keep visitors' data inert.
-        return "'" + value
+    if isinstance(value, str):
+        # Spreadsheets run cells that start like formulas: the user agent, the policy version
+        # and the language are text that others chose, and go in inert (the exports' rule).
+        return inert(value)
     return value
 
 

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 NO_STORE = {"Cache-Control": "no-store"}
+#: On every answer under the mount: none of it may be shown in another site's frame.
+FRAMING = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
 
 
 def wants_json(headers: Mapping[str, str]) -> bool:

@@ -7,7 +7,7 @@ catalogs (Babel) in the visitor's language.
 
 The banner is on every page of every undecided visitor, so it is rendered once per language and
 state (decided or not, GPC notice, revision notice, switches pre-filled) and kept; a request
-only fills in its anti-forgery token and return path.
+only fills in its anti-forgery token and return path, and the site's CSP nonce.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ _BTOKEN, _BNEXT, _BNONCE_ATTR = (p.encode() for p in (_TOKEN, _NEXT, _NONCE_ATTR
 _PLACEHOLDERS = re.compile(b"(\x00ck-[a-z-]+\x00)")
 _TOKEN_TTL = 600.0  # reuse an anti-forgery token this long (it is valid for two days)
 _CACHE_SIZE = 512
+# Filled-in tags kept, per (consent, language, page): about 9 KB each, so at most ~18 MB
+# whatever visitors and nonces come (a nonce is never part of the key).
+_FILLED_SIZE = 2048
 _Tags = tuple[bytes, bytes]  # (for the top of <head>, for just before </body>)
 
 
@@ -57,7 +60,8 @@ class PurposeView:
     gpc_denied: bool
 
 
-_Filled = tuple[float, str, BoundedCache[tuple[str, str, str | None], _Tags]]
+# (token made at, head cut at its nonces, body cut at its nonces, both joined without a nonce)
+_Filled = tuple[float, list[bytes], list[bytes], _Tags]
 
 
 class Renderer:
@@ -89,8 +93,10 @@ class Renderer:
         self._cache: BoundedCache[tuple[Any, ...], str] = BoundedCache(_CACHE_SIZE)
         self._tokens: BoundedCache[str | None, tuple[float, str]] = BoundedCache(_CACHE_SIZE * 8)
         self._tags: BoundedCache[tuple[Any, ...], tuple[_Filler, _Filler]] = BoundedCache(_CACHE_SIZE)
-        # Per consent: (token made at, token, {(locale, page, nonce): (head, body)}).
-        self._filled: BoundedCache[Consent, _Filled] = BoundedCache(_CACHE_SIZE)
+        # Per (consent, language, page): the tags with token and page filled in, cut where a
+        # nonce goes. Never keyed by the nonce: a site that makes one per request (as CSP wants)
+        # would otherwise never hit, and fill the cache with copies that differ by 22 bytes.
+        self._filled: BoundedCache[tuple[Consent, str, str], _Filled] = BoundedCache(_FILLED_SIZE)
         self.css_url = assets.url(prefix, "consentkit.css")
         self.js_url = assets.url(prefix, "consentkit.js")
         self.consent_mode_url = assets.url(prefix, "consent-mode.js")
@@ -216,25 +222,23 @@ class Renderer:
         """``(head, body)`` bytes to inject into one visitor's page; the hot path of injection.
 
         Everything but the anti-forgery token, the return path and a CSP nonce is rendered once
-        per language and consent state and kept, already encoded; the filled-in copies are kept
-        per consent (``Consent`` objects are shared by every request with the same cookie, and
-        hash by identity) until the token is renewed.
+        per language and consent state and kept, already encoded; the copies with the token and
+        the page filled in are kept per consent (``Consent`` objects are shared by every request
+        with the same cookie, and hash by identity), language and page until the token is
+        renewed, cut where the nonce goes: a request with a nonce only joins a few pieces.
         """
         now = time.monotonic()
-        mine = self._filled.get(consent)
-        if mine is None or now - mine[0] >= _TOKEN_TTL:
-            made_at, token = self._token_entry(consent.subject_id, now)
-            mine = self._filled.put(consent, (made_at, token, BoundedCache(_CACHE_SIZE)))
-        filled = mine[2].get((locale, next_path, nonce))
-        if filled is None:
-            filled = mine[2].put(
-                (locale, next_path, nonce), self._fill(consent, locale, next_path, nonce, mine[1])
-            )
-        return filled
+        key = (consent, locale, next_path)
+        filled = self._filled.get(key)
+        if filled is None or now - filled[0] >= _TOKEN_TTL:
+            filled = self._filled.put(key, self._fill(consent, locale, next_path, now))
+        if not nonce:
+            return filled[3]
+        attr = _nonce_attr(nonce)
+        return attr.join(filled[1]), attr.join(filled[2])
 
-    def _fill(
-        self, consent: Consent, locale: str, next_path: str, nonce: str | None, token: str
-    ) -> tuple[bytes, bytes]:
+    def _fill(self, consent: Consent, locale: str, next_path: str, now: float) -> _Filled:
+        """The tags of a consent state with this visitor's token and page filled in."""
         prev = consent.previous
         state = (
             consent.decided,
@@ -249,13 +253,12 @@ class Renderer:
             banner = self.banner(consent, locale, _NEXT, _TOKEN)
             body = f'{banner}<script src="{self.js_url}" defer{_NONCE_ATTR}></script>'
             entry = self._tags.put(key, (_Filler(head), _Filler(body)))
+        made_at, token = self._token_entry(consent.subject_id, now)
         nxt = _next_bytes(next_path)
-        nonce_attr = _nonce_attr(nonce) if nonce else b""
         tok = token.encode()
-        return (
-            b"".join(entry[0].fill(tok, nxt, nonce_attr)),
-            b"".join(entry[1].fill(tok, nxt, nonce_attr)),
-        )
+        head_parts = entry[0].segments(tok, nxt)
+        body_parts = entry[1].segments(tok, nxt)
+        return made_at, head_parts, body_parts, (b"".join(head_parts), b"".join(body_parts))
 
     def head_tags(self, consent: Consent, nonce: str | None = None) -> str:
         """The stylesheet and the Consent Mode defaults, for the top of ``<head>``."""
@@ -343,15 +346,21 @@ class _Filler:
 
         self._token, self._next, self._nonce = where(_BTOKEN), where(_BNEXT), where(_BNONCE_ATTR)
 
-    def fill(self, token: bytes, next_path: bytes, nonce_attr: bytes) -> list[bytes]:
+    def segments(self, token: bytes, next_path: bytes) -> list[bytes]:
+        """The rendering with ``token`` and ``next_path`` filled in, as the pieces between its
+        nonce attributes: ``attr.join(pieces)`` puts a nonce in, ``b"".join`` leaves it out."""
         parts = self._parts.copy()
         for i in self._token:
             parts[i] = token
         for i in self._next:
             parts[i] = next_path
+        pieces: list[bytes] = []
+        start = 0
         for i in self._nonce:
-            parts[i] = nonce_attr
-        return parts
+            pieces.append(b"".join(parts[start:i]))
+            start = i + 1
+        pieces.append(b"".join(parts[start:]))
+        return pieces
 
 
 @lru_cache(maxsize=4096)

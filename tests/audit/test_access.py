@@ -9,6 +9,7 @@ import pytest
 from consentkit import ConfigurationError
 from consentkit.audit import access
 from consentkit.audit.access import AuditAccess, check_password, hash_password, parse_hash
+from consentkit.http import limits
 
 PASSWORD = "correct horse battery staple"
 HASH = hash_password(PASSWORD)
@@ -62,11 +63,20 @@ def test_users_the_token_and_nothing_else_get_in():
 def test_failures_are_limited_per_client_within_the_window(monkeypatch):
     gate = AuditAccess({"alice": HASH}, None)
     now = [1000.0]
-    monkeypatch.setattr(access.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(limits.time, "monotonic", lambda: now[0])
     for _ in range(access.MAX_FAILURES):
         assert gate.retry_after("198.51.100.7") == 0
-        gate.failed("198.51.100.7")
-    assert gate.retry_after("198.51.100.7") == int(access.WINDOW) + 1
+        assert gate.reserve("198.51.100.7") == 0  # counted as failed before it is checked
+    assert gate.retry_after("198.51.100.7") == int(access.WINDOW)
+    assert gate.reserve("198.51.100.7") == int(access.WINDOW), "refused, and not counted"
     assert gate.retry_after("198.51.100.8") == 0, "other addresses may still try"
     now[0] += access.WINDOW
     assert gate.retry_after("198.51.100.7") == 0, "the window has passed"
+
+
+def test_a_success_does_not_count_as_a_failure():
+    gate = AuditAccess({"alice": HASH}, None)
+    for _ in range(access.MAX_FAILURES * 3):
+        assert gate.reserve("198.51.100.7") == 0
+        gate.succeeded("198.51.100.7")
+    assert gate.retry_after("198.51.100.7") == 0
