@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from .queries import RecordFilter, select_records
-from .records import LedgerRecord, NewRecord, RecordRow, record_rows, utc_timestamp
+from .records import LedgerRecord, NewRecord, RecordPage, RecordRow, utc_timestamp
 from .transaction import PolicyCache, T, Transaction, Work, erase_subject
 from .verify import ChainVerifier, VerifyReport
 
@@ -69,11 +69,11 @@ class Ledger(abc.ABC):
 
     async def row_pages(
         self, flt: RecordFilter | None = None, *, with_salts: bool = False
-    ) -> AsyncIterator[list[RecordRow]]:
+    ) -> AsyncIterator[Sequence[RecordRow]]:
         """Stream stored rows in ``seq`` order, a page at a time, in constant memory. The
         ``purpose`` filter is not applied here (see ``RecordFilter.row_filter``)."""
         async for rows in self._pages(flt or RecordFilter(), with_salts=with_salts):
-            yield record_rows(rows)
+            yield RecordPage(rows)
 
     async def records(
         self, flt: RecordFilter | None = None, *, with_salts: bool = False
@@ -89,16 +89,21 @@ class Ledger(abc.ABC):
     async def verify(self) -> VerifyReport:
         """Check the whole chain; the report names the first bad ``seq``."""
         verifier = ChainVerifier()
-        async for rows in self.row_pages(with_salts=True):
+        await self.feed_verifier(verifier)
+        return verifier.report()
+
+    async def feed_verifier(self, verifier: ChainVerifier, flt: RecordFilter | None = None) -> None:
+        """Feed the chain (or the part ``flt`` selects) with its salts to ``verifier``, until it
+        finds a problem. ``verify``'s hot path: the driver's rows go to it as they come."""
+        async for rows in self._pages(flt or RecordFilter(), with_salts=True):
             if not verifier.feed_rows(rows):
                 break
-        return verifier.report()
 
     async def history(self, subject_id: str) -> list[LedgerRecord]:
         """One subject's records, oldest first."""
         sql, params = select_records(RecordFilter(subject_id=subject_id))
         rows = await self._select(sql + " ORDER BY l.seq", tuple(params))
-        return [LedgerRecord.from_row(row) for row in record_rows(rows)]
+        return [LedgerRecord.from_row(row) for row in RecordPage(rows)]
 
     async def policy_text(self, digest: str) -> str | None:
         """The canonical JSON of the policy with this digest, as stored when first used."""

@@ -44,9 +44,7 @@ def _verify_range(url: str, first: int, last: int) -> RangeResult:
         ledger = open_ledger(url, create=False)
         verifier = ChainVerifier(first_seq=first, head=GENESIS_HASH if first == 1 else None)
         try:
-            async for rows in ledger.row_pages(RecordFilter(first_seq=first, last_seq=last), with_salts=True):
-                if not verifier.feed_rows(rows):
-                    break
+            await ledger.feed_verifier(verifier, RecordFilter(first_seq=first, last_seq=last))
         finally:
             await ledger.close()
         return RangeResult(

@@ -1,4 +1,4 @@
-"""Ledger records and the hash chain that makes them tamper-evident (DESIGN §5).
+"""Ledger records and the hash chain that makes them tamper-evident (README, "The consent ledger").
 
 Each record's hash commits to the previous hash and to the record's canonical JSON. Personal
 fields (subject id, address prefix, user agent, evidence) enter the hash only through
@@ -10,42 +10,94 @@ still verifies, because the digests stay and nothing can be learnt from them wit
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple, overload
 
 from ..canonical import canonical_json
 from ..entropy import random_bytes
+from .vocabulary import ACTIONS as ACTIONS  # re-exported: callers import them from here
+from .vocabulary import METHODS as METHODS
+from .vocabulary import Action, Method
 
 GENESIS_HASH = "0" * 64
 RECEIPT_LENGTH = 16
 SALT_BYTES = 32
-ACTIONS = frozenset({"accept_all", "reject_all", "save", "withdraw", "gpc", "expire", "record", "erase"})
-METHODS = frozenset({"banner", "preferences", "no_js_form", "api", "signal", "operator"})
-# Field order of exports and of the canonical form (alphabetical where hashed).
-EXPORT_FIELDS = (
-    "seq",
-    "event_id",
-    "recorded_at",
-    "subject_id",
-    "action",
-    "purposes",
-    "method",
-    "policy_revision",
-    "policy_version",
-    "policy_digest",
-    "locale",
-    "ip_prefix",
-    "user_agent",
-    "gpc",
-    "evidence",
-    "pii_digest",
-    "prev_hash",
-    "hash",
-)
+
+
+class RecordRow(NamedTuple):
+    """One stored record as the backends read it: its columns in storage order, then its salt.
+
+    Every read of the ledger (``row_pages``, exports, ``verify``) works on these rows as the
+    database returns them, so the fields are the stored values: ``purposes`` and ``evidence`` are
+    canonical JSON text, byte for byte what the hash committed to, and ``gpc`` is 0/1 on SQLite.
+    ``salt`` is only read for verification (None otherwise, and once a subject is erased).
+    """
+
+    seq: int
+    event_id: str
+    recorded_at: str
+    subject_id: str | None
+    action: str
+    purposes: str
+    method: str
+    policy_revision: int
+    policy_version: str
+    policy_digest: str
+    locale: str
+    ip_prefix: str | None
+    user_agent: str | None
+    gpc: bool | int
+    evidence: str | None
+    pii_digest: str
+    prev_hash: str
+    hash: str
+    salt: bytes | None = None
+
+
+# Field order of exports and of the ledger table: the row's fields but the salt, never exported.
+EXPORT_FIELDS: tuple[str, ...] = RecordRow._fields[:-1]
+
+#: A row of a database driver (a tuple, an asyncpg ``Record``) as a ``RecordRow``, without
+#: checks: ``tuple.__new__`` runs in C, which matters at a million rows.
+as_record_row: Any = functools.partial(tuple.__new__, RecordRow)
+
+
+class RecordPage(Sequence[RecordRow]):
+    """A page of rows as the database driver returned them, read as ``RecordRow`` values.
+
+    Each ``RecordRow`` is made when it is read and let go before the next one: a whole page of
+    them alive at once would go up the garbage collector's generations (unlike plain tuples, a
+    tuple subclass is never untracked) and cost an export of a million rows a sixth of its speed.
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: Sequence[Sequence[Any]]) -> None:
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[RecordRow]:
+        return map(as_record_row, self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> RecordRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[RecordRow]: ...
+
+    def __getitem__(self, index: int | slice) -> RecordRow | list[RecordRow]:
+        if isinstance(index, slice):
+            return list(map(as_record_row, self._rows[index]))
+        row: RecordRow = as_record_row(self._rows[index])
+        return row
+
 
 _enc = json.encoder.encode_basestring  # the C encoder for one JSON string: fast and exact
 
@@ -170,100 +222,41 @@ class LedgerRecord:
         )
 
     @classmethod
-    def from_row(cls, row: Any) -> LedgerRecord:
-        """A record from its columns in storage order, plus the salt (or None) as a 19th."""
-        salt = row[18]
+    def from_row(cls, row: RecordRow) -> LedgerRecord:
+        """A record from its stored row (with its salt, if the row carries one)."""
+        salt = row.salt
+        # Positional, in field order: keywords would cost a microsecond more per record read.
         return cls(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            bool(row[13]),
-            row[14],
-            row[15],
-            row[16],
-            row[17],
+            row.seq,
+            row.event_id,
+            row.recorded_at,
+            row.subject_id,
+            row.action,
+            row.purposes,
+            row.method,
+            row.policy_revision,
+            row.policy_version,
+            row.policy_digest,
+            row.locale,
+            row.ip_prefix,
+            row.user_agent,
+            bool(row.gpc),
+            row.evidence,
+            row.pii_digest,
+            row.prev_hash,
+            row.hash,
             None if salt is None else bytes(salt),
         )
 
+    def to_row(self) -> RecordRow:
+        """The record as a stored row, with its salt (what ``verify`` checks)."""
+        return RecordRow._make((*self.row(), self.pii_salt))
+
     def to_dict(self) -> dict[str, Any]:
         """The record as exported (JSON Lines), fields in ``EXPORT_FIELDS`` order."""
-        return {
-            "seq": self.seq,
-            "event_id": self.event_id,
-            "recorded_at": self.recorded_at,
-            "subject_id": self.subject_id,
-            "action": self.action,
-            "purposes": self.purposes,
-            "method": self.method,
-            "policy_revision": self.policy_revision,
-            "policy_version": self.policy_version,
-            "policy_digest": self.policy_digest,
-            "locale": self.locale,
-            "ip_prefix": self.ip_prefix,
-            "user_agent": self.user_agent,
-            "gpc": self.gpc,
-            "evidence": self.evidence,
-            "pii_digest": self.pii_digest,
-            "prev_hash": self.prev_hash,
-            "hash": self.hash,
-        }
-
-
-DECISION_ACTIONS = frozenset({"accept_all", "reject_all", "save", "withdraw", "record"})
-
-
-def add_daily(
-    counts: dict[tuple[str, str], int],
-    recorded_at: str,
-    action: str,
-    method: str,
-    gpc: bool,
-    purposes: Mapping[str, bool],
-) -> None:
-    """Count one record into the per-day figures the auditor's overview reads.
-
-    Metrics: ``records``, ``action:<a>``, ``method:<m>``, and for decisions ``decisions``,
-    ``gpc``, ``asked:<purpose>`` and ``granted:<purpose>``.
-    """
-    day = recorded_at[:10]
-    for metric in ("records", f"action:{action}", f"method:{method}"):
-        counts[(day, metric)] = counts.get((day, metric), 0) + 1
-    if action not in DECISION_ACTIONS:
-        return
-    counts[(day, "decisions")] = counts.get((day, "decisions"), 0) + 1
-    if gpc:
-        counts[(day, "gpc")] = counts.get((day, "gpc"), 0) + 1
-    for pid, granted in purposes.items():
-        key = (day, f"asked:{pid}")
-        counts[key] = counts.get(key, 0) + 1
-        if granted:
-            key = (day, f"granted:{pid}")
-            counts[key] = counts.get(key, 0) + 1
-
-
-def add_daily_row(counts: dict[tuple[str, str], int], row: Any) -> None:
-    """Count one stored row (storage order) into per-day figures."""
-    action = row[4]
-    purposes = json.loads(row[5]) if action in DECISION_ACTIONS else {}
-    add_daily(counts, row[2], action, row[6], bool(row[13]), purposes)
-
-
-def daily_counts_of_rows(rows: Iterable[Any]) -> dict[tuple[str, str], int]:
-    """Per-day figures of stored rows (for building them for an existing ledger), streamed."""
-    counts: dict[tuple[str, str], int] = {}
-    for row in rows:
-        add_daily_row(counts, row)
-    return counts
+        out = dict(zip(EXPORT_FIELDS, self.row(), strict=True))
+        out["purposes"], out["evidence"] = self.purposes, self.evidence  # as JSON values, not text
+        return out
 
 
 def utc_timestamp(now: datetime | None = None) -> str:
@@ -300,7 +293,7 @@ def committed_json(
     policy_version: str,
     policy_digest: str,
     locale: str,
-    gpc: bool,
+    gpc: bool | int,
     pii_digest: str,
 ) -> str:
     """Canonical JSON (sorted keys, no spaces) of what a record's hash commits to.
@@ -369,9 +362,9 @@ def erasure_record(last: LedgerRecord, count: int) -> NewRecord:
     """
     return NewRecord(
         subject_id=None,
-        action="erase",
+        action=Action.ERASE,
         purposes={},
-        method="operator",
+        method=Method.OPERATOR,
         policy_revision=last.policy_revision,
         policy_version=last.policy_version,
         policy_digest=last.policy_digest,

@@ -100,7 +100,7 @@ def _transaction(conn: sqlite3.Connection, work: Work[T]) -> tuple[T, Transactio
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:
         raise LedgerUnavailable(f"the consent ledger is locked or unwritable: {exc}") from exc
-    # executescript() would COMMIT first; everything runs as statements of this transaction.
+    # Every statement, the schema's too, runs in this transaction (executescript() would COMMIT).
     tx = _SQLiteTransaction(conn)
     try:
         result = run_sync(work(tx))
@@ -332,11 +332,11 @@ class SQLiteLedger(Ledger):
         """
         conn = await asyncio.to_thread(self._reader)
         try:
-            sql, params = select_records(flt, with_salts=with_salts, extra=("l.seq > ?",))
+            sql, params = select_records(flt, with_salts=with_salts, keyset=True)
             sql += f" ORDER BY l.seq LIMIT {_PAGE}"
 
             def page(after: int) -> list[Any]:
-                return conn.execute(sql, (*params, after)).fetchall()
+                return conn.execute(sql, (after, *params)).fetchall()
 
             pending = asyncio.ensure_future(asyncio.to_thread(page, 0))
             try:

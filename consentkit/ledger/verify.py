@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from .records import GENESIS_HASH, LedgerRecord, RecordRow, committed_json, pii_json
+from .records import GENESIS_HASH, LedgerRecord, as_record_row, committed_json, pii_json
 from .vocabulary import ACTIONS, METHODS
 
 _BROKEN_LINK = "prev_hash does not match the previous record's hash (a record was removed or altered)"
@@ -47,21 +48,21 @@ class ChainVerifier:
         """Check one record; ``False`` once a problem has been found."""
         return self.feed_rows([r.to_row()])
 
-    def _start(self, first: RecordRow) -> None:
+    def _start(self, row: Sequence[Any]) -> None:
         """Note where the checked range starts, from its first row."""
+        first = as_record_row(row)
         if self.first_prev is None:
             # Verifying a range from its middle: its first link is checked by the caller.
             self.first_prev = self.head = first.prev_hash
         if self.first_time is None:
             self.first_time = first.recorded_at
 
-    def feed_rows(self, rows: Sequence[RecordRow]) -> bool:
-        """Check stored rows (with their salts) in ``seq`` order; ``False`` at a problem.
+    def feed_rows(self, rows: Sequence[Sequence[Any]]) -> bool:
+        """Check stored rows with their salts (``RecordRow``s, or a driver's rows in that order)
+        in ``seq`` order; ``False`` at a problem.
 
-        This is the hot loop of ``consentkit verify``: it works on the rows as the database
-        returns them, unpacks each in ``RecordRow`` order at once and builds its canonical form
-        with one f-string.
-        """
+        The hot loop of ``consentkit verify``: each row is unpacked at once and its canonical
+        form built with one f-string."""
         sha = hashlib.sha256
         if rows and self.first_time is None:
             self._start(rows[0])

@@ -1,0 +1,80 @@
+"""Per-day figures, kept in ``consentkit_daily`` by every commit, in the same transaction as its
+records, so that they are never behind. The auditor's overview reads them instead of the records
+(a few hundred rows for a year, instead of millions).
+
+Metrics: ``records``, ``action:<a>``, ``method:<m>``, and for decisions ``decisions``, ``gpc``,
+``asked:<purpose>`` and ``granted:<purpose>``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from .vocabulary import Action
+
+if TYPE_CHECKING:
+    from .records import LedgerRecord, NewRecord, RecordRow
+
+#: The actions that are someone's decision about purposes (``expire``, ``gpc`` and ``erase`` are
+#: not). Plain strings, as stored.
+DECISION_ACTIONS = frozenset(
+    a.value for a in (Action.ACCEPT_ALL, Action.REJECT_ALL, Action.SAVE, Action.WITHDRAW, Action.RECORD)
+)
+
+#: ``{(day, metric): count}``
+Counts = dict[tuple[str, str], int]
+
+
+def add_daily(
+    counts: Counts,
+    recorded_at: str,
+    action: str,
+    method: str,
+    gpc: bool,
+    purposes: Mapping[str, bool],
+) -> None:
+    """Count one record into per-day figures."""
+    day = recorded_at[:10]
+    for metric in ("records", f"action:{action}", f"method:{method}"):
+        counts[(day, metric)] = counts.get((day, metric), 0) + 1
+    if action not in DECISION_ACTIONS:
+        return
+    counts[(day, "decisions")] = counts.get((day, "decisions"), 0) + 1
+    if gpc:
+        counts[(day, "gpc")] = counts.get((day, "gpc"), 0) + 1
+    for pid, granted in purposes.items():
+        key = (day, f"asked:{pid}")
+        counts[key] = counts.get(key, 0) + 1
+        if granted:
+            key = (day, f"granted:{pid}")
+            counts[key] = counts.get(key, 0) + 1
+
+
+def add_daily_row(counts: Counts, row: RecordRow) -> None:
+    """Count one stored row into per-day figures."""
+    action = row.action
+    purposes = json.loads(row.purposes) if action in DECISION_ACTIONS else {}
+    add_daily(counts, row.recorded_at, action, row.method, bool(row.gpc), purposes)
+
+
+def daily_counts_of_rows(rows: Iterable[RecordRow]) -> Counts:
+    """Per-day figures of stored rows (for building them for an existing ledger), streamed."""
+    counts: Counts = {}
+    for row in rows:
+        add_daily_row(counts, row)
+    return counts
+
+
+def daily_counts_of_batch(entries: Iterable[NewRecord], sealed: Iterable[LedgerRecord]) -> Counts:
+    """Per-day figures of a batch being appended (the entries and the records they became)."""
+    counts: Counts = {}
+    for entry, rec in zip(entries, sealed, strict=True):
+        add_daily(counts, rec.recorded_at, entry.action, entry.method, entry.gpc, entry.purposes)
+    return counts
+
+
+def upsert_rows(counts: Counts) -> list[tuple[str, str, int]]:
+    """Figures as parameter rows of ``queries.UPSERT_DAILY``."""
+    return [(day, metric, n) for (day, metric), n in counts.items()]

@@ -1,0 +1,209 @@
+"""The ledger's schema on both backends: numbered versions, applied in order by ``migrate``.
+
+Forward only: a released version is never edited; a change to the schema is the next version,
+whose steps bring a ledger of the version before to it (the README's PostgreSQL section: the
+tables are created and migrated by the library, never by hand). ``consentkit_meta`` holds the
+version. A ledger newer than this code is refused, never touched.
+
+Each statement is written once. Where the dialects differ only in a column type, the statement
+names the type in braces (``{int8}``) and ``_TYPES`` spells it for each; where they differ
+otherwise, ``Step`` holds both spellings side by side. SQLite keeps the text of a ``CREATE``
+in the file, so its spelling here is exactly the text ledgers were created with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from ..errors import LedgerCorrupt
+from .daily import Counts, add_daily_row, upsert_rows
+from .queries import UPSERT_DAILY, RecordFilter, select_records
+from .records import as_record_row, utc_timestamp
+from .transaction import Transaction
+
+log = logging.getLogger("consentkit.ledger")
+
+Dialect: TypeAlias = Literal["sqlite", "postgres"]
+
+# Column types the dialects spell differently, as (SQLite, PostgreSQL).
+_TYPES: dict[str, tuple[str, str]] = {
+    "int8": ("INTEGER", "BIGINT"),
+    "bool": ("INTEGER", "BOOLEAN"),
+    "bytes": ("BLOB", "BYTEA"),
+    "serial8": ("INTEGER", "BIGSERIAL"),  # SQLite numbers an INTEGER PRIMARY KEY by itself
+    "user": ("user", '"user"'),  # a reserved word in PostgreSQL
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One statement of a version, as each dialect spells it (None: that dialect has no such step)."""
+
+    sqlite: str | None
+    postgres: str | None
+
+    def sql(self, dialect: Dialect) -> str | None:
+        """The statement in one dialect."""
+        return self.sqlite if dialect == "sqlite" else self.postgres
+
+
+def both(sql: str) -> Step:
+    """A statement both dialects run, each with its own column types."""
+    return Step(
+        sql.format_map({name: types[0] for name, types in _TYPES.items()}),
+        sql.format_map({name: types[1] for name, types in _TYPES.items()}),
+    )
+
+
+async def _count_existing_records(db: Transaction) -> None:
+    """Build the per-day figures (``daily.py``) of the records a ledger already has."""
+    counts: Counts = {}
+    sql, _ = select_records(RecordFilter())
+    async for row in db.stream(sql):  # streamed: constant memory on a large ledger
+        add_daily_row(counts, as_record_row(row))
+    await db.execute("DELETE FROM consentkit_daily")
+    await db.insert(UPSERT_DAILY, upsert_rows(counts))
+
+
+#: A step that moves data rather than changing tables.
+DataStep: TypeAlias = Callable[[Transaction], Coroutine[Any, Any, None]]
+
+# Made before anything else, as it holds the version (the same in both dialects).
+_META = """CREATE TABLE IF NOT EXISTS consentkit_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)"""
+
+MIGRATIONS: dict[int, tuple[Step | DataStep, ...]] = {
+    # 1: the chain (records, their salts apart, the policies' texts) and PostgreSQL's head row.
+    1: (
+        both("""CREATE TABLE IF NOT EXISTS consentkit_ledger (
+    seq {int8} PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    recorded_at TEXT NOT NULL,
+    subject_id TEXT,
+    action TEXT NOT NULL,
+    purposes TEXT NOT NULL,
+    method TEXT NOT NULL,
+    policy_revision INTEGER NOT NULL,
+    policy_version TEXT NOT NULL,
+    policy_digest TEXT NOT NULL,
+    locale TEXT NOT NULL,
+    ip_prefix TEXT,
+    user_agent TEXT,
+    gpc {bool} NOT NULL,
+    evidence TEXT,
+    pii_digest TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+)"""),
+        both("CREATE INDEX IF NOT EXISTS consentkit_ledger_subject ON consentkit_ledger (subject_id)"),
+        Step(
+            sqlite=None,
+            postgres="CREATE INDEX IF NOT EXISTS consentkit_ledger_recorded_at "
+            "ON consentkit_ledger (recorded_at)",
+        ),
+        # Receipts are hash prefixes: PostgreSQL's index serves LIKE/range scans only with
+        # text_pattern_ops (outside the C locale); SQLite's does as it is.
+        Step(
+            sqlite="CREATE INDEX IF NOT EXISTS consentkit_ledger_hash ON consentkit_ledger (hash)",
+            postgres="CREATE INDEX IF NOT EXISTS consentkit_ledger_hash "
+            "ON consentkit_ledger (hash text_pattern_ops)",
+        ),
+        both("""CREATE TABLE IF NOT EXISTS consentkit_pii_salts (
+    seq {int8} PRIMARY KEY,
+    salt {bytes} NOT NULL
+)"""),
+        both("""CREATE TABLE IF NOT EXISTS consentkit_policies (
+    digest TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    first_seen TEXT NOT NULL
+)"""),
+        # PostgreSQL's writers lock this one row to append (see postgres.py); SQLite's write
+        # lock covers the whole file, so it reads the head from the records.
+        Step(
+            sqlite=None,
+            postgres="""CREATE TABLE IF NOT EXISTS consentkit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+)""",
+        ),
+    ),
+    # 2: per-day figures kept with every commit (built here for the records already there) and
+    # the auditor's desk's access log.
+    2: (
+        both("""CREATE TABLE IF NOT EXISTS consentkit_daily (
+    day TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    count {int8} NOT NULL,
+    PRIMARY KEY (day, metric)
+)"""),
+        both("""CREATE TABLE IF NOT EXISTS consentkit_audit_log (
+    id {serial8} PRIMARY KEY,
+    at TEXT NOT NULL,
+    {user} TEXT,
+    ip_prefix TEXT,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status INTEGER NOT NULL
+)"""),
+        _count_existing_records,
+    ),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+assert sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION + 1)), "versions are numbered 1, 2, 3…"
+
+# Tables of ours in a ledger without a version: not a ledger this library made.
+_OTHER_TABLES: dict[Dialect, str] = {
+    "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table' "
+    "AND name LIKE 'consentkit_%' AND name <> 'consentkit_meta'",
+    "postgres": "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+    "AND table_name LIKE 'consentkit_%' AND table_name <> 'consentkit_meta'",
+}
+
+
+async def schema_version(db: Transaction) -> int:
+    """The ledger's schema version (0: none yet)."""
+    rows = await db.fetch("SELECT value FROM consentkit_meta WHERE key = 'schema_version'")
+    return int(rows[0][0]) if rows else 0
+
+
+async def migrate(db: Transaction, dialect: Dialect, where: str, *, target: int = SCHEMA_VERSION) -> None:
+    """Create the schema, or bring it to ``SCHEMA_VERSION``, in the caller's transaction.
+
+    The caller holds a lock that keeps other processes from migrating at the same time (SQLite's
+    write lock, a PostgreSQL advisory lock). ``where`` names the ledger in errors. An older
+    ``target`` makes a ledger of that version (the tests' old ledgers).
+    """
+    await db.execute(_META)
+    current = await schema_version(db)
+    if current > SCHEMA_VERSION:
+        raise LedgerCorrupt(
+            f"{where} has ledger schema version {current}, newer than this consentkit "
+            f"understands ({SCHEMA_VERSION}); upgrade consentkit"
+        )
+    if current == 0 and await db.fetch(_OTHER_TABLES[dialect]):
+        raise LedgerCorrupt(
+            f"{where}: consentkit tables exist without a schema version; this is not a ledger consentkit made"
+        )
+    for version in range(current + 1, target + 1):
+        for step in MIGRATIONS[version]:
+            if not isinstance(step, Step):
+                await step(db)
+            elif (sql := step.sql(dialect)) is not None:
+                await db.execute(sql)
+        log.info("consent ledger schema migrated to version %d", version)
+    if current == 0:
+        await db.execute(
+            "INSERT INTO consentkit_meta (key, value) VALUES ('schema_version', ?), ('created_at', ?)",
+            (str(target), utc_timestamp()),
+        )
+    elif current < target:
+        await db.execute("UPDATE consentkit_meta SET value = ? WHERE key = 'schema_version'", (str(target),))

@@ -1,0 +1,148 @@
+"""Writing to the ledger, once for both backends.
+
+Appending a batch and erasing a subject are written here (migrating the schema in ``schema.py``)
+as coroutines over a ``Transaction``: one open write transaction that holds the chain's lock.
+Each backend supplies the transaction and keeps only what really differs — how it connects, how
+it batches (group commit), how it locks the chain's head, how it sends many rows.
+
+PostgreSQL's transaction awaits asyncpg. SQLite's does its work at once in the writer thread
+(``sqlite3`` is synchronous), so its coroutines never wait and ``run_sync`` runs them there.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from typing import Any, TypeAlias, TypeVar
+
+from ..errors import SubjectNotFound
+from .daily import daily_counts_of_batch, upsert_rows
+from .queries import (
+    FORGET_PERSONAL_FIELDS,
+    FORGET_SALTS,
+    INSERT_POLICY,
+    INSERT_RECORD,
+    INSERT_SALT,
+    UPSERT_DAILY,
+    Insert,
+    RecordFilter,
+    select_records,
+)
+from .records import LedgerRecord, NewRecord, as_record_row, erasure_record, seal_batch
+
+T = TypeVar("T")
+#: The chain's last record as ``(seq, hash, recorded_at)``, or None for an empty chain.
+Head: TypeAlias = tuple[int, str, str] | None
+
+
+class Transaction(abc.ABC):
+    """One open write transaction, as the shared writing code sees it (``?`` placeholders)."""
+
+    def __init__(self) -> None:
+        # Digests of the policies this transaction stored: the ledger learns them once it commits.
+        self.stored_policies: set[str] = set()
+
+    @abc.abstractmethod
+    async def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """The rows of one query."""
+
+    @abc.abstractmethod
+    async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """Run one statement."""
+
+    @abc.abstractmethod
+    async def insert(self, statement: Insert, rows: list[tuple[Any, ...]]) -> None:
+        """Insert many rows, as few round trips as the backend can."""
+
+    @abc.abstractmethod
+    def stream(self, sql: str) -> AsyncIterator[Any]:
+        """The rows of a large query, in constant memory."""
+
+    @abc.abstractmethod
+    async def lock_head(self) -> Head:
+        """The chain's head, locked against other writers until the transaction ends."""
+
+    async def move_head(self, last: LedgerRecord) -> None:  # noqa: B027 (optional hook)
+        """Record the chain's new head, if the backend keeps it apart from the records."""
+
+
+#: What a backend runs in one transaction.
+Work: TypeAlias = Callable[[Transaction], Coroutine[Any, Any, T]]
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never waits (SQLite's transaction) to its end, here and now."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coro.close()
+    raise RuntimeError("a ledger transaction waited for something inside SQLite's writer thread")
+
+
+class PolicyCache:
+    """The digests of policies known to be stored, so that each text is written once per process.
+
+    A digest is learnt only after the transaction that stored it has committed: after a rollback
+    the text is not in the ledger, and the next record of that policy must store it again.
+    (Processes that do not share this cache rely on ``INSERT_POLICY`` ignoring a duplicate.)
+    """
+
+    def __init__(self) -> None:
+        self._known: set[str] = set()
+
+    def missing(self, entries: Iterable[NewRecord]) -> list[NewRecord]:
+        """One entry per policy of ``entries`` whose text is not known to be stored."""
+        new: dict[str, NewRecord] = {}
+        for entry in entries:
+            if entry.policy_json is not None and entry.policy_digest not in self._known:
+                new.setdefault(entry.policy_digest, entry)
+        return list(new.values())
+
+    def committed(self, tx: Transaction) -> None:
+        """Learn the policies a committed transaction stored."""
+        self._known.update(tx.stored_policies)
+
+
+async def append_records(
+    tx: Transaction, entries: list[NewRecord], policies: PolicyCache
+) -> list[LedgerRecord]:
+    """Chain ``entries`` after the head and write them, with their salts, policies and figures."""
+    return await _append_after(tx, await tx.lock_head(), entries, policies)
+
+
+async def _append_after(
+    tx: Transaction, head: Head, entries: list[NewRecord], policies: PolicyCache
+) -> list[LedgerRecord]:
+    sealed = seal_batch(entries, head)
+    new_policies = policies.missing(entries)
+    if new_policies:
+        first_seen = sealed[0].recorded_at
+        await tx.insert(
+            INSERT_POLICY,
+            [
+                (e.policy_digest, e.policy_revision, e.policy_version, e.policy_json, first_seen)
+                for e in new_policies
+            ],
+        )
+        tx.stored_policies.update(e.policy_digest for e in new_policies)
+    await tx.insert(INSERT_RECORD, [r.row() for r in sealed])
+    await tx.insert(INSERT_SALT, [(r.seq, r.pii_salt) for r in sealed])
+    await tx.insert(UPSERT_DAILY, upsert_rows(daily_counts_of_batch(entries, sealed)))
+    await tx.move_head(sealed[-1])
+    return sealed
+
+
+async def erase_subject(tx: Transaction, subject_id: str, policies: PolicyCache) -> LedgerRecord:
+    """De-identify a subject's records and append the ``erase`` record (see ``Ledger.erase``)."""
+    # The head first: another erasure of the same subject waits here, then finds nothing left.
+    head = await tx.lock_head()
+    sql, params = select_records(RecordFilter(subject_id=subject_id))
+    rows = await tx.fetch(sql + " ORDER BY l.seq", tuple(params))
+    if not rows:
+        raise SubjectNotFound(f"no ledger record belongs to subject {subject_id!r}")
+    await tx.execute(FORGET_SALTS, (subject_id,))
+    await tx.execute(FORGET_PERSONAL_FIELDS, (subject_id,))
+    erase = erasure_record(LedgerRecord.from_row(as_record_row(rows[-1])), len(rows))
+    return (await _append_after(tx, head, [erase], policies))[0]
