@@ -15,41 +15,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, NamedTuple, TextIO
+from typing import Any, TextIO
 
-from ..ledger.records import EXPORT_FIELDS
+from ..ledger.records import EXPORT_FIELDS, RecordRow
 from ..spreadsheets import FORMULA_STARTS
 
 FORMATS = ("jsonl", "csv")
 _enc = json.encoder.encode_basestring
-
-
-class RecordRow(NamedTuple):
-    """A stored row by name: ``EXPORT_FIELDS``, then the salt (or ``None``).
-
-    Stands in for ``consentkit.ledger.records.RecordRow`` until the backends yield it; then this
-    class and the conversion in :func:`export_chunks` go.
-    """
-
-    seq: int
-    event_id: str
-    recorded_at: str
-    subject_id: str | None
-    action: str
-    purposes: str  # canonical JSON
-    method: str
-    policy_revision: int
-    policy_version: str
-    policy_digest: str
-    locale: str
-    ip_prefix: str | None
-    user_agent: str | None
-    gpc: bool
-    evidence: str | None  # canonical JSON or None
-    pii_digest: str
-    prev_hash: str
-    hash: str
-    salt: bytes | None = None
 
 
 def _s(value: str | None) -> str:
@@ -132,7 +104,7 @@ def content_type(fmt: str) -> str:
 
 
 async def export_chunks(
-    pages: AsyncIterator[Sequence[Any]],
+    pages: AsyncIterator[Sequence[RecordRow]],
     fmt: str,
     keep: Callable[[Any], bool] | None = None,
     *,
@@ -149,14 +121,13 @@ async def export_chunks(
     line = (csv_line_raw if raw else csv_line) if fmt == "csv" else jsonl_line
     if fmt == "csv":
         yield ",".join(EXPORT_FIELDS) + "\n", 0
-    make = RecordRow._make
     async for page in pages:
         rows = page if keep is None else [r for r in page if keep(r)]
-        yield "".join(map(line, map(make, rows))), len(rows)
+        yield "".join(map(line, rows)), len(rows)
 
 
 async def write_export(
-    pages: AsyncIterator[Sequence[Any]],
+    pages: AsyncIterator[Sequence[RecordRow]],
     fmt: str,
     out: TextIO,
     keep: Callable[[Any], bool] | None = None,

@@ -7,6 +7,7 @@ other site may show them in a frame.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -120,5 +121,9 @@ def test_no_other_site_can_frame_the_desk(auditor, desk):
     page.goto(url.replace("127.0.0.1", "localhost") + "/framer?src=" + quote(url + AUDIT))
     page.wait_for_load_state("load")
     frame = page.frames[1]
+    # The refused frame ends on the browser's error page; it may get there after the parent loads.
+    deadline = time.monotonic() + 10
+    while not frame.url.startswith("chrome-error:") and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
     assert frame.url.startswith("chrome-error:"), frame.url
     assert "Consent audit" not in frame.evaluate("() => document.body ? document.body.innerText : ''")

@@ -7,8 +7,8 @@ import csv
 import io
 import json
 
-from consentkit.audit.export import RecordRow, csv_line, export_chunks, jsonl_line, write_export
-from consentkit.ledger.records import EXPORT_FIELDS
+from consentkit.audit.export import csv_line, export_chunks, jsonl_line, write_export
+from consentkit.ledger.records import EXPORT_FIELDS, RecordRow
 
 ROW = (
     7,
