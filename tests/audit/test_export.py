@@ -60,13 +60,14 @@ def test_a_csv_line_is_the_row_by_name():
 
 def test_pages_are_filtered_counted_and_headed():
     async def pages():
-        yield [ROW, (*ROW[:4], "save", *ROW[5:])]
-        yield [ROW]
+        # As the ledger yields them: pages of named rows.
+        yield [RecordRow._make(ROW), RecordRow._make((*ROW[:4], "save", *ROW[5:]))]
+        yield [RecordRow._make(ROW)]
 
     async def collect(fmt, keep=None):
         return [chunk async for chunk in export_chunks(pages(), fmt, keep)]
 
-    jsonl = asyncio.run(collect("jsonl", lambda r: r[4] == "record"))
+    jsonl = asyncio.run(collect("jsonl", lambda r: r.action == "record"))
     assert [n for _, n in jsonl] == [1, 1]
     csv_chunks = asyncio.run(collect("csv"))
     assert csv_chunks[0] == (",".join(EXPORT_FIELDS) + "\n", 0)
