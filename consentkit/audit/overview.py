@@ -177,14 +177,35 @@ async def build_per_subject(
         return o
     cut = 10 if o.period == "day" else 7
     flt = RecordFilter(since=first_day, until=f"{last_day}T99" if last_day else None)
+    latest, latest_in, parsed = await _latest_decisions(ledger, flt, cut)
+    totals = _tally(Counter(latest.values()), parsed)
+    per_label: dict[str, Counter[_Kind]] = {label: Counter() for label in o.labels}
+    for (label, _subject, _which), kind in latest_in.items():
+        counted = per_label.get(label)
+        if counted is None:  # a period the per-day figures lack: not charted
+            counted = per_label[label] = Counter()
+        counted[kind] += 1
+    buckets = {label: _tally(per_label[label], parsed) for label in o.labels}
+    _decision_figures(o, buckets, totals)
+    return o
+
+
+_Kind = tuple[str, str, bool]  # (purposes JSON, action, gpc)
+
+
+async def _latest_decisions(
+    ledger: Ledger, flt: RecordFilter, cut: int
+) -> tuple[dict[tuple[str, int], _Kind], dict[tuple[str, str, int], _Kind], dict[str, dict[str, bool]]]:
+    """Each subject's latest decision per set of purposes, in the range and per period (the
+    first ``cut`` characters of ``recorded_at``), and the purposes JSON texts parsed."""
     # The purposes JSON of a record -> the id of its set of purposes (parsed once per distinct
     # text: a ledger holds few distinct decisions, however many records).
     sets: dict[str, int] = {}
     set_ids: dict[frozenset[str], int] = {}
     # One shared tuple per distinct (purposes, action, gpc): entries cost a pointer, not a copy.
-    kinds: dict[tuple[str, str, bool], tuple[str, str, bool]] = {}
-    latest: dict[tuple[str, int], tuple[str, str, bool]] = {}
-    latest_in: dict[tuple[str, str, int], tuple[str, str, bool]] = {}
+    kinds: dict[_Kind, _Kind] = {}
+    latest: dict[tuple[str, int], _Kind] = {}
+    latest_in: dict[tuple[str, str, int], _Kind] = {}
     decision = DECISION_ACTIONS.__contains__
     async for page in ledger.row_pages(flt):
         for row in page:
@@ -200,31 +221,23 @@ async def build_per_subject(
             kind = kinds.setdefault(kind, kind)
             latest[(subject, which)] = kind  # rows come oldest first: the last one wins
             latest_in[(row.recorded_at[:cut], subject, which)] = kind
-    parsed = {text: json.loads(text) for text in sets}
+    return latest, latest_in, {text: json.loads(text) for text in sets}
 
-    def tally(counted: Counter[tuple[str, str, bool]]) -> dict[str, int]:
-        figures: dict[str, int] = {}
-        for (text, action, gpc), n in counted.items():
-            figures["decisions"] = figures.get("decisions", 0) + n
-            figures[f"action:{action}"] = figures.get(f"action:{action}", 0) + n
-            if gpc:
-                figures["gpc"] = figures.get("gpc", 0) + n
-            for pid, granted in parsed[text].items():
-                figures[f"asked:{pid}"] = figures.get(f"asked:{pid}", 0) + n
-                if granted:
-                    figures[f"granted:{pid}"] = figures.get(f"granted:{pid}", 0) + n
-        return figures
 
-    totals = tally(Counter(latest.values()))
-    per_label: dict[str, Counter[tuple[str, str, bool]]] = {label: Counter() for label in o.labels}
-    for (label, _subject, _which), kind in latest_in.items():
-        counted = per_label.get(label)
-        if counted is None:  # a period the per-day figures lack: not charted
-            counted = per_label[label] = Counter()
-        counted[kind] += 1
-    buckets = {label: tally(per_label[label]) for label in o.labels}
-    _decision_figures(o, buckets, totals)
-    return o
+def _tally(counted: Counter[_Kind], parsed: dict[str, dict[str, bool]]) -> dict[str, int]:
+    """The per-day figures' names (decisions, actions, GPC, asked/granted per purpose) of
+    counted latest decisions."""
+    figures: dict[str, int] = {}
+    for (text, action, gpc), n in counted.items():
+        figures["decisions"] = figures.get("decisions", 0) + n
+        figures[f"action:{action}"] = figures.get(f"action:{action}", 0) + n
+        if gpc:
+            figures["gpc"] = figures.get("gpc", 0) + n
+        for pid, granted in parsed[text].items():
+            figures[f"asked:{pid}"] = figures.get(f"asked:{pid}", 0) + n
+            if granted:
+                figures[f"granted:{pid}"] = figures.get(f"granted:{pid}", 0) + n
+    return figures
 
 
 def verification(report: VerifyReport, seconds: float | None = None) -> dict[str, Any]:
