@@ -22,9 +22,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from consentkit import Policy, open_ledger
-from consentkit.ledger.postgres import _UPSERT_DAILY as PG_UPSERT_DAILY
-from consentkit.ledger.records import GENESIS_HASH, NewRecord, daily_counts_of_rows, seal
-from consentkit.ledger.sqlite import _INSERT, _UPSERT_DAILY, SQLiteLedger
+from consentkit.ledger.daily import daily_counts_of_rows, upsert_rows
+from consentkit.ledger.queries import INSERT_RECORD, UPSERT_DAILY, dollars
+from consentkit.ledger.records import GENESIS_HASH, NewRecord, seal
+from consentkit.ledger.sqlite import SQLiteLedger
 
 ROOT = Path(__file__).resolve().parent.parent
 USER_AGENTS = [
@@ -109,12 +110,12 @@ async def main() -> None:
                 break
             first_time = first_time or batch[0].recorded_at
             conn.execute("BEGIN")
-            conn.executemany(_INSERT, [r.row() for r in batch])
+            conn.executemany(INSERT_RECORD.sql(), [r.row() for r in batch])
             conn.executemany(
                 "INSERT INTO consentkit_pii_salts VALUES (?,?)", [(r.seq, r.pii_salt) for r in batch]
             )
-            daily = daily_counts_of_rows(r.row() for r in batch)
-            conn.executemany(_UPSERT_DAILY, [(d, m, n) for (d, m), n in daily.items()])
+            daily = daily_counts_of_rows(r.to_row() for r in batch)
+            conn.executemany(UPSERT_DAILY.sql(), upsert_rows(daily))
             conn.execute("COMMIT")
             written += len(batch)
         conn.execute(
@@ -144,8 +145,8 @@ async def main() -> None:
                         records=[(r.seq, r.pii_salt) for r in batch],
                         schema_name=ledger.schema,  # type: ignore[attr-defined]
                     )
-                    daily = daily_counts_of_rows(r.row() for r in batch)
-                    await conn.executemany(PG_UPSERT_DAILY, [(d, m, n) for (d, m), n in daily.items()])
+                    daily = daily_counts_of_rows(r.to_row() for r in batch)
+                    await conn.executemany(dollars(UPSERT_DAILY.sql()), upsert_rows(daily))
                 written += len(batch)
                 last = batch[-1]
             if last is not None:
