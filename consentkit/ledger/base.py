@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .queries import RecordFilter, select_records
 from .records import LedgerRecord, NewRecord, RecordPage, RecordRow, utc_timestamp
 from .transaction import PolicyCache, T, Transaction, Work, erase_subject
 from .verify import ChainVerifier, VerifyReport
+
+if TYPE_CHECKING:
+    from .keys import SigningKey
 
 
 class Ledger(abc.ABC):
@@ -140,6 +143,38 @@ class Ledger(abc.ABC):
         )
         keys = ("at", "user", "ip_prefix", "method", "path", "status")
         return [dict(zip(keys, tuple(row), strict=True)) for row in rows]
+
+    # -- the transparency log (treestore.py) ---------------------------------------------------
+
+    async def checkpoint(self, signing_key: str | SigningKey, origin: str) -> str:
+        """Sign a checkpoint of the tree of every record now in the ledger, store it and return
+        the signed note. Fills the stored chunk roots after the last one first (only here, never
+        when a decision is written)."""
+        from .treestore import make_checkpoint
+
+        return await make_checkpoint(self, signing_key, origin)
+
+    async def latest_checkpoint(self) -> str | None:
+        """The signed note of the last checkpoint made, or None."""
+        from .treestore import latest_checkpoint
+
+        made = await latest_checkpoint(self)
+        return made.note if made else None
+
+    async def inclusion_proof(self, seq: int, size: int | None = None) -> dict[str, Any]:
+        """The inclusion proof of record ``seq`` in the tree of the first ``size`` records
+        (default: the latest checkpoint's): ``seq``, ``leaf_index``, ``record_hash``,
+        ``tree_size``, ``root_hash``, ``inclusion`` (hex, RFC 9162 order) and ``checkpoint`` (the
+        stored note of that size, or None). That tree must be stored: make a checkpoint first."""
+        from .treestore import prove_inclusion
+
+        return await prove_inclusion(self, seq, size)
+
+    async def consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        """The RFC 9162 consistency proof from the tree of ``old_size`` records to ``new_size``."""
+        from .treestore import prove_consistency
+
+        return await prove_consistency(self, old_size, new_size)
 
     async def get_meta(self, key: str) -> str | None:
         """A value of the ledger's own bookkeeping (e.g. ``last_verify``)."""

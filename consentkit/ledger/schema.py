@@ -156,6 +156,23 @@ MIGRATIONS: dict[int, tuple[Step | DataStep, ...]] = {
 )"""),
         _count_existing_records,
     ),
+    # 3: the transparency log (``treestore.py``): roots of the complete 256-leaf chunks of the
+    # Merkle tree, filled when a checkpoint is made (never when a decision is written), and the
+    # signed checkpoints made. ``verify`` recomputes both from the records.
+    3: (
+        both("""CREATE TABLE IF NOT EXISTS consentkit_tree_chunks (
+    chunk {int8} PRIMARY KEY,
+    root {bytes} NOT NULL
+)"""),
+        both("""CREATE TABLE IF NOT EXISTS consentkit_checkpoints (
+    id {serial8} PRIMARY KEY,
+    size {int8} NOT NULL,
+    root {bytes} NOT NULL,
+    tail_root {bytes},
+    note TEXT NOT NULL,
+    made_at TEXT NOT NULL
+)"""),
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 assert sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION + 1)), "versions are numbered 1, 2, 3…"

@@ -58,11 +58,8 @@ class ChainVerifier:
             self.first_time = first.recorded_at
 
     def feed_rows(self, rows: Sequence[Sequence[Any]]) -> bool:
-        """Check stored rows with their salts (``RecordRow``s, or a driver's rows in that order)
-        in ``seq`` order; ``False`` at a problem.
-
-        The hot loop of ``consentkit verify``: each row is unpacked at once and its canonical
-        form built with one f-string."""
+        """Check rows with salts in ``seq`` order (``RecordRow`` order, as a driver returns them);
+        ``False`` at a problem. The hot loop of ``consentkit verify``: one unpack, one f-string."""
         sha = hashlib.sha256
         if rows and self.first_time is None:
             self._start(rows[0])

@@ -224,16 +224,18 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 # -- migrations ---------------------------------------------------------------------------------
 
-# What a new ledger is made of, as ledgers have been made since schema version 2. Never edit a
+# What a new ledger is made of, as ledgers have been made since schema version 3. Never edit a
 # released version to change this: add the next version (schema.py), and this with it.
 RELEASED_SCHEMA = {
     "sqlite": [
         "consentkit_audit_log(id INTEGER PK, at TEXT NOT NULL, user TEXT, ip_prefix TEXT, method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL)",
+        "consentkit_checkpoints(id INTEGER PK, size INTEGER NOT NULL, root BLOB NOT NULL, tail_root BLOB, note TEXT NOT NULL, made_at TEXT NOT NULL)",
         "consentkit_daily(day TEXT NOT NULL PK, metric TEXT NOT NULL PK, count INTEGER NOT NULL)",
         "consentkit_ledger(seq INTEGER PK, event_id TEXT NOT NULL, recorded_at TEXT NOT NULL, subject_id TEXT, action TEXT NOT NULL, purposes TEXT NOT NULL, method TEXT NOT NULL, policy_revision INTEGER NOT NULL, policy_version TEXT NOT NULL, policy_digest TEXT NOT NULL, locale TEXT NOT NULL, ip_prefix TEXT, user_agent TEXT, gpc INTEGER NOT NULL, evidence TEXT, pii_digest TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
         "consentkit_meta(key TEXT PK, value TEXT NOT NULL)",
         "consentkit_pii_salts(seq INTEGER PK, salt BLOB NOT NULL)",
         "consentkit_policies(digest TEXT PK, revision INTEGER NOT NULL, version TEXT NOT NULL, policy TEXT NOT NULL, first_seen TEXT NOT NULL)",
+        "consentkit_tree_chunks(chunk INTEGER PK, root BLOB NOT NULL)",
         "CREATE INDEX consentkit_ledger_hash ON consentkit_ledger (hash)",
         "CREATE INDEX consentkit_ledger_subject ON consentkit_ledger (subject_id)",
         "sqlite_autoindex_consentkit_daily_1",
@@ -243,13 +245,16 @@ RELEASED_SCHEMA = {
     ],
     "postgres": [
         "consentkit_audit_log(id bigint NOT NULL, at text NOT NULL, user text, ip_prefix text, method text NOT NULL, path text NOT NULL, status integer NOT NULL)",
+        "consentkit_checkpoints(id bigint NOT NULL, size bigint NOT NULL, root bytea NOT NULL, tail_root bytea, note text NOT NULL, made_at text NOT NULL)",
         "consentkit_daily(day text NOT NULL, metric text NOT NULL, count bigint NOT NULL)",
         "consentkit_head(id integer NOT NULL, seq bigint NOT NULL, hash text NOT NULL, recorded_at text NOT NULL)",
         "consentkit_ledger(seq bigint NOT NULL, event_id text NOT NULL, recorded_at text NOT NULL, subject_id text, action text NOT NULL, purposes text NOT NULL, method text NOT NULL, policy_revision integer NOT NULL, policy_version text NOT NULL, policy_digest text NOT NULL, locale text NOT NULL, ip_prefix text, user_agent text, gpc boolean NOT NULL, evidence text, pii_digest text NOT NULL, prev_hash text NOT NULL, hash text NOT NULL)",
         "consentkit_meta(key text NOT NULL, value text NOT NULL)",
         "consentkit_pii_salts(seq bigint NOT NULL, salt bytea NOT NULL)",
         "consentkit_policies(digest text NOT NULL, revision integer NOT NULL, version text NOT NULL, policy text NOT NULL, first_seen text NOT NULL)",
+        "consentkit_tree_chunks(chunk bigint NOT NULL, root bytea NOT NULL)",
         "CREATE UNIQUE INDEX consentkit_audit_log_pkey ON consentkit_audit_log USING btree (id)",
+        "CREATE UNIQUE INDEX consentkit_checkpoints_pkey ON consentkit_checkpoints USING btree (id)",
         "CREATE UNIQUE INDEX consentkit_daily_pkey ON consentkit_daily USING btree (day, metric)",
         "CREATE UNIQUE INDEX consentkit_head_pkey ON consentkit_head USING btree (id)",
         "CREATE UNIQUE INDEX consentkit_ledger_event_id_key ON consentkit_ledger USING btree (event_id)",
@@ -260,7 +265,9 @@ RELEASED_SCHEMA = {
         "CREATE UNIQUE INDEX consentkit_meta_pkey ON consentkit_meta USING btree (key)",
         "CREATE UNIQUE INDEX consentkit_pii_salts_pkey ON consentkit_pii_salts USING btree (seq)",
         "CREATE UNIQUE INDEX consentkit_policies_pkey ON consentkit_policies USING btree (digest)",
+        "CREATE UNIQUE INDEX consentkit_tree_chunks_pkey ON consentkit_tree_chunks USING btree (chunk)",
         "consentkit_audit_log.consentkit_audit_log_pkey: PRIMARY KEY (id)",
+        "consentkit_checkpoints.consentkit_checkpoints_pkey: PRIMARY KEY (id)",
         "consentkit_daily.consentkit_daily_pkey: PRIMARY KEY (day, metric)",
         "consentkit_head.consentkit_head_id_check: CHECK ((id = 1))",
         "consentkit_head.consentkit_head_pkey: PRIMARY KEY (id)",
@@ -269,12 +276,13 @@ RELEASED_SCHEMA = {
         "consentkit_meta.consentkit_meta_pkey: PRIMARY KEY (key)",
         "consentkit_pii_salts.consentkit_pii_salts_pkey: PRIMARY KEY (seq)",
         "consentkit_policies.consentkit_policies_pkey: PRIMARY KEY (digest)",
+        "consentkit_tree_chunks.consentkit_tree_chunks_pkey: PRIMARY KEY (chunk)",
     ],
 }
 
 
 async def test_a_new_ledger_is_made_as_ledgers_of_this_version_always_were(backend):
-    assert SCHEMA_VERSION == 2, "a new version: describe what it makes in RELEASED_SCHEMA"
+    assert SCHEMA_VERSION == 3, "a new version: describe what it makes in RELEASED_SCHEMA"
     url = backend.new_url()
     ledger = open_ledger(url)
     try:
