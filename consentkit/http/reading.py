@@ -59,6 +59,8 @@ class ConsentReader:
             True: BoundedCache(CACHE_SIZE),
         }
         self._by_value: BoundedCache[tuple[str, bool], Consent] = BoundedCache(CACHE_SIZE)
+        # The caches' own get, bound once and indexed by the signal: the lookup every request makes.
+        self._lookup = (self._by_header[False].get, self._by_header[True].get)
 
     def of_headers(self, headers: Headers) -> Consent:
         """The consent a request's raw ASGI headers carry."""
@@ -69,15 +71,14 @@ class ConsentReader:
         """The consent of a raw ``Cookie`` header (all of them joined) and the GPC signal."""
         if cookie_header is None:
             return self._undecided[gpc]
-        by_header = self._by_header[gpc]
-        hit = by_header.get(cookie_header)
+        hit = self._lookup[gpc](cookie_header)
         if hit is not None and (not hit.decided or time.time() < hit.valid_until):
             return hit
         consent = self.of_cookie(cookie_header.decode("latin-1"), gpc)
         # An undecided answer that names a subject may turn decided later (a cookie from a clock
         # a little ahead of ours): only answers that cannot change are kept.
         if len(cookie_header) <= MAX_CACHED_HEADER and (consent.decided or consent.subject_id is None):
-            by_header.put(cookie_header, consent)
+            self._by_header[gpc].put(cookie_header, consent)
         return consent
 
     def of_cookie(self, cookie_header: str, gpc: bool) -> Consent:

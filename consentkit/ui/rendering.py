@@ -97,6 +97,7 @@ class Renderer:
         # nonce goes. Never keyed by the nonce: a site that makes one per request (as CSP wants)
         # would otherwise never hit, and fill the cache with copies that differ by 22 bytes.
         self._filled: BoundedCache[tuple[Consent, str, str], _Filled] = BoundedCache(_FILLED_SIZE)
+        self._filled_get = self._filled.get  # bound once: every page with the banner asks
         self.css_url = assets.url(prefix, "consentkit.css")
         self.js_url = assets.url(prefix, "consentkit.js")
         self.consent_mode_url = assets.url(prefix, "consent-mode.js")
@@ -229,7 +230,7 @@ class Renderer:
         """
         now = time.monotonic()
         key = (consent, locale, next_path)
-        filled = self._filled.get(key)
+        filled = self._filled_get(key)
         if filled is None or now - filled[0] >= _TOKEN_TTL:
             filled = self._filled.put(key, self._fill(consent, locale, next_path, now))
         if not nonce:
