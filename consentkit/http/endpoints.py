@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -17,15 +15,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..consent import Consent
 from ..cookie import ConsentCookie
 from ..decisions import Decisions, remembered
-from ..errors import LedgerCorrupt, LedgerUnavailable
+from ..errors import LedgerCorrupt, LedgerError, LedgerUnavailable
 from ..firewall import CookieFirewall
-from ..ledger import Ledger, LedgerRecord
+from ..ledger import Ledger
 from ..policy import Policy
-from ..spreadsheets import inert
 from ..ui.rendering import Renderer
 from .client import ClientAddresses, limit_key
 from .decision_form import BadDecision, DecisionReader
 from .facts import FactsRecorder
+from .history import history_csv, history_row
 from .limits import RateLimiter
 from .paths import is_safe_next, same_site_referer
 from .reading import ConsentReader
@@ -33,23 +31,9 @@ from .responses import FRAMING, NO_STORE, error
 from .static import WidgetAssets
 
 log = logging.getLogger("consentkit")
+_RECEIPT = re.compile(r"[0-9a-fA-F]{16}")
 
 Handler = Callable[[Request], Awaitable[Response]]
-HISTORY_FIELDS = (
-    "seq",
-    "recorded_at",
-    "action",
-    "purposes",
-    "method",
-    "policy_revision",
-    "policy_version",
-    "policy_digest",
-    "locale",
-    "gpc",
-    "ip_prefix",
-    "user_agent",
-    "receipt",
-)
 
 
 class Endpoints:
@@ -101,6 +85,7 @@ class Endpoints:
             "/history": {"GET": self.history},
             "/banner": {"GET": self.banner},
             "/cookies": {"GET": self.cookies},
+            "/proof": {"GET": self.proof},
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -295,6 +280,38 @@ class Endpoints:
 
     # -- GET /consent/history -------------------------------------------------------------------
 
+    async def proof(self, request: Request) -> Response:
+        """``?receipt=R``: the proof that one of the visitor's own records is in the ledger's
+        transparency log (the JSON of ``consentkit proof``, checkable with ``consentkit
+        check-proof``); 404 for a receipt that is not among the visitor's records."""
+        receipt = request.query_params.get("receipt", "")
+        if not _RECEIPT.fullmatch(receipt):
+            return error(
+                request.headers, 400, "bad_receipt", "receipt must be the 16 hex digits a receipt shows"
+            )
+        subject = self.reader.of_headers(request.scope["headers"]).subject_id
+        try:
+            records = await self.ledger.history(subject) if subject else []
+            found = next((r for r in records if r.receipt == receipt.lower()), None)
+            if found is None:
+                # Whether it is somebody else's or nobody's is not the visitor's business.
+                return error(request.headers, 404, "not_found", "no record of yours has this receipt")
+            body = await self.ledger.inclusion_proof(found.seq)
+        except (LedgerUnavailable, LedgerCorrupt) as exc:
+            log.error("proof not readable: %s", exc)
+            return error(
+                request.headers, 503, "ledger_unavailable", "the proof cannot be read now; try again"
+            )
+        except LedgerError as exc:
+            # Newer than the latest checkpoint: the site makes them on a schedule.
+            return error(
+                request.headers,
+                409,
+                "not_yet_checkpointed",
+                f"this record is not covered by a signed checkpoint yet; try again later ({exc})",
+            )
+        return JSONResponse(body, headers=self.private)
+
     async def history(self, request: Request) -> Response:
         """The visitor's own records (JSON, or CSV with ``?format=csv``); nobody else's."""
         fmt = request.query_params.get("format", "json")
@@ -312,18 +329,10 @@ class Endpoints:
                 "ledger_unavailable",
                 "your history cannot be read right now; try again",
             )
-        rows = [_history_row(r) for r in records]
+        rows = [history_row(r) for r in records]
         if fmt == "csv":
-            out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(HISTORY_FIELDS)
-            for row in rows:
-                writer.writerow(
-                    json.dumps(row[f], separators=(",", ":")) if f == "purposes" else _csv_cell(row[f])
-                    for f in HISTORY_FIELDS
-                )
             return Response(
-                out.getvalue(),
+                history_csv(rows),
                 media_type="text/csv; charset=utf-8",
                 headers={
                     **self.private,
@@ -331,36 +340,6 @@ class Endpoints:
                 },
             )
         return JSONResponse({"subject_id": subject, "records": rows}, headers=self.private)
-
-
-def _history_row(r: LedgerRecord) -> dict[str, Any]:
-    return {
-        "seq": r.seq,
-        "recorded_at": r.recorded_at,
-        "action": r.action,
-        "purposes": r.purposes,
-        "method": r.method,
-        "policy_revision": r.policy_revision,
-        "policy_version": r.policy_version,
-        "policy_digest": r.policy_digest,
-        "locale": r.locale,
-        "gpc": r.gpc,
-        "ip_prefix": r.ip_prefix,
-        "user_agent": r.user_agent,
-        "receipt": r.receipt,
-    }
-
-
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        # Spreadsheets run cells that start like formulas: the user agent, the policy version
-        # and the language are text that others chose, and go in inert (the exports' rule).
-        return inert(value)
-    return value
 
 
 def _iso(epoch: float | None) -> str | None:
