@@ -190,7 +190,13 @@ class Ledger(abc.ABC):
 
         Raises SubjectNotFound when no record belongs to the subject. Returns the erase record.
         """
-        return await self._write(lambda tx: erase_subject(tx, subject_id, self._policies))
+        record = await self._write(lambda tx: erase_subject(tx, subject_id, self._policies))
+        await self._after_erase()
+        return record
+
+    async def _after_erase(self) -> None:
+        """What a backend does so that an erased subject is gone from its files, not only from
+        its tables (SQLite: empty the write-ahead log; PostgreSQL: see the README)."""
 
     async def log_access(
         self, user: str | None, ip_prefix: str | None, method: str, path: str, status: int

@@ -132,6 +132,11 @@ UPSERT_DAILY = Insert(
 FORGET_SALTS = (
     "DELETE FROM consentkit_pii_salts WHERE seq IN (SELECT seq FROM consentkit_ledger WHERE subject_id = ?)"
 )
+# The desk's access log keeps the paths auditors opened, and a search for a subject puts its id in
+# one (?subject=ID): an erasure takes it out there too. replace() is the same in both dialects.
+FORGET_IN_ACCESS_LOG = (
+    "UPDATE consentkit_audit_log SET path = replace(path, ?, '[erased]') WHERE replace(path, ?, '') <> path"
+)
 FORGET_PERSONAL_FIELDS = (
     "UPDATE consentkit_ledger SET subject_id = NULL, ip_prefix = NULL, user_agent = NULL, "
     "evidence = NULL WHERE subject_id = ?"

@@ -172,6 +172,9 @@ class SQLiteLedger(Ledger):
                 if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                     conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
+                # What a write frees is overwritten with zeros: an erased subject's salts and fields
+                # must not linger in the file's free space.
+                conn.execute("PRAGMA secure_delete=ON")
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
@@ -315,6 +318,24 @@ class SQLiteLedger(Ledger):
             raise LedgerUnavailable(f"the consent ledger could not be written: {exc}") from exc
         self._committed(tx)
         return result
+
+    async def _after_erase(self) -> None:
+        """Copy the write-ahead log into the file and empty it: until then the WAL still holds
+        the pages as they were before the erasure, salts and subject id included."""
+        busy = await self._enqueue(self._truncate_wal)
+        if busy:
+            log.warning(
+                "the ledger's write-ahead log could not be emptied after an erasure while readers "
+                "were active; it will be on the next checkpoint (run consentkit erase again to force it)"
+            )
+
+    def _truncate_wal(self) -> bool:
+        """Whether the log could not be emptied (the erasure itself is committed either way)."""
+        try:
+            row = self._writer_conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except (sqlite3.Error, LedgerUnavailable):
+            return True
+        return bool(row and row[0])
 
     # -- reading ------------------------------------------------------------------------------
 

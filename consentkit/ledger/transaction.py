@@ -14,10 +14,12 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any, TypeAlias, TypeVar
+from urllib.parse import quote, quote_plus
 
 from ..errors import SubjectNotFound
 from .daily import daily_counts_of_batch, upsert_rows
 from .queries import (
+    FORGET_IN_ACCESS_LOG,
     FORGET_PERSONAL_FIELDS,
     FORGET_SALTS,
     INSERT_POLICY,
@@ -144,5 +146,8 @@ async def erase_subject(tx: Transaction, subject_id: str, policies: PolicyCache)
         raise SubjectNotFound(f"no ledger record belongs to subject {subject_id!r}")
     await tx.execute(FORGET_SALTS, (subject_id,))
     await tx.execute(FORGET_PERSONAL_FIELDS, (subject_id,))
+    # As a desk URL carried it: as is, and percent- or form-encoded.
+    for spelling in {subject_id, quote(subject_id, safe=""), quote_plus(subject_id)}:
+        await tx.execute(FORGET_IN_ACCESS_LOG, (spelling, spelling))
     erase = erasure_record(LedgerRecord.from_row(as_record_row(rows[-1])), len(rows))
     return (await _append_after(tx, head, [erase], policies))[0]
