@@ -197,6 +197,7 @@ class Ledger(abc.ABC):
     async def _after_erase(self) -> None:
         """What a backend does so that an erased subject is gone from its files, not only from
         its tables (SQLite: empty the write-ahead log; PostgreSQL: see the README)."""
+        return None
 
     async def log_access(
         self, user: str | None, ip_prefix: str | None, method: str, path: str, status: int
