@@ -29,12 +29,6 @@ if TYPE_CHECKING:
 _PROOF_FIELDS = ("seq", "leaf_index", "record_hash", "tree_size", "root_hash", "inclusion", "checkpoint")
 
 
-def origin_for(name: str) -> str:
-    """The checkpoints' origin for a log name: ``consentkit/<name>`` (a name that already is one
-    is kept, so that a key named after its origin, as C2SP recommends, gives that origin)."""
-    return name if name.startswith("consentkit/") else f"consentkit/{name}"
-
-
 def read_verifier_key(value: str) -> VerifierKey:
     """A verifier key given as its text or as the path of a file holding it."""
     from .ledger.keys import VerifierKey
@@ -101,6 +95,8 @@ def checkpoint(ledger_url: str, key_file: Path, origin_name: str | None) -> None
         key = SigningKey.parse(read_private_key(key_file))
     except ConsentkitError as exc:
         raise click.ClickException(str(exc)) from None
+    from .ledger.checkpoints import origin_for
+
     origin = origin_for(origin_name or key.name)
 
     async def go() -> str:
@@ -173,6 +169,8 @@ def load_checkpoints(files: tuple[Path, ...], vkey_text: str | None, origin_name
     if vkey_text is None:
         raise click.ClickException("--checkpoint needs --vkey: the log's verifier key")
     vkey = read_verifier_key(vkey_text)
+    from .ledger.checkpoints import origin_for
+
     origin = origin_for(origin_name or vkey.name)
     return [(file, read_checkpoint(file, vkey, origin)) for file in files]
 
@@ -245,6 +243,8 @@ def check_proof(file: Path, vkey_text: str, origin_name: str | None) -> None:
         data = json.loads(file.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or any(name not in data for name in _PROOF_FIELDS):
             raise ValueError(f"a proof is a JSON object with {', '.join(_PROOF_FIELDS)}")
+        from .ledger.checkpoints import origin_for
+
         checkpoint = parse_checkpoint(data["checkpoint"], vkey, origin=origin_for(origin_name or vkey.name))
         index, size, seq = data["leaf_index"], data["tree_size"], data["seq"]
         root, path = bytes.fromhex(data["root_hash"]), [bytes.fromhex(h) for h in data["inclusion"]]

@@ -37,6 +37,7 @@ from .http.paths import is_safe_next
 from .http.reading import ConsentReader
 from .http.static import WidgetAssets
 from .ledger import Ledger, LedgerRecord, open_ledger
+from .ledger.publisher import CheckpointPublisher, Sink
 from .policy import Policy
 from .ui.languages import Languages
 from .ui.rendering import Renderer, state_nonce
@@ -87,6 +88,9 @@ class ConsentKit:
         audit_token: str | None = None,
         trusted_proxies: Sequence[str] = (),
         decision_rate_limit: tuple[int, float] | None = DECISION_RATE_LIMIT,
+        checkpoint_key: str | Path | None = None,
+        checkpoint_every: float = 3600.0,
+        checkpoint_sinks: Sequence[Sink] = (),
     ) -> None:
         self.policy = policy = policy if isinstance(policy, Policy) else Policy.from_toml(policy)
         keys = list(secret_keys or [])
@@ -133,6 +137,12 @@ class ConsentKit:
             clients=self.clients,
         )
         self.endpoints = self._endpoints(max_body)
+        # Signed checkpoints on a schedule, handed to the site's sinks (the README's auditor section).
+        self.checkpoints = (
+            CheckpointPublisher(self.ledger, checkpoint_key, checkpoint_every, checkpoint_sinks)
+            if checkpoint_key is not None
+            else None
+        )
         self._requires_fallback = requires_fallback
 
     def _endpoints(self, max_body: int) -> Endpoints:
@@ -186,9 +196,13 @@ class ConsentKit:
             raise
         except LedgerUnavailable as exc:
             log.warning("consent ledger unavailable at startup (decisions will answer 503): %s", exc)
+        if self.checkpoints is not None:
+            self.checkpoints.start()
 
     async def aclose(self) -> None:
-        """Finish pending ledger writes and close it."""
+        """Stop making checkpoints, finish pending ledger writes and close it."""
+        if self.checkpoints is not None:
+            await self.checkpoints.aclose()
         await self.ledger.close()
 
     # -- gating -----------------------------------------------------------------------------

@@ -44,6 +44,7 @@ __all__ = [
     "check_tlog_proof",
     "format_checkpoint",
     "format_tlog_proof",
+    "origin_for",
     "parse_checkpoint",
     "parse_checkpoint_body",
     "parse_tlog_proof",
@@ -232,3 +233,9 @@ def check_tlog_proof(
             f"{checkpoint.size} records (another record, another index, or an altered proof)",
         )
     return parsed
+
+
+def origin_for(name: str) -> str:
+    """The checkpoints' origin for a log name: ``consentkit/<name>`` (a name that already is one
+    is kept, so that a key named after its origin, as C2SP recommends, gives that origin)."""
+    return name if name.startswith("consentkit/") else f"consentkit/{name}"
