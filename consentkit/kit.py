@@ -93,10 +93,7 @@ class ConsentKit:
         checkpoint_sinks: Sequence[Sink] = (),
     ) -> None:
         self.policy = policy = policy if isinstance(policy, Policy) else Policy.from_toml(policy)
-        keys = list(secret_keys or [])
-        if not keys and development:
-            log.warning("consentkit is using the public development key: never do this in production")
-            keys = [DEVELOPMENT_KEY]
+        keys = _signing_keys(secret_keys, development)
         _check_prefix(prefix)
         _check_cookie_name(policy, cookie_name)
         self.prefix = prefix
@@ -126,16 +123,7 @@ class ConsentKit:
             prefix=prefix,
             loader=template_loader,
         )
-        self.audit = AuditDesk(
-            ledger=self.ledger,
-            policy=policy,
-            base=f"{prefix}/audit",
-            csrf=self.csrf,
-            templates=lambda: self.renderer.env("en"),
-            users=audit_users,
-            token_hash=audit_token,
-            clients=self.clients,
-        )
+        self.audit = self._audit_desk(audit_users, audit_token)
         self.endpoints = self._endpoints(max_body)
         # Signed checkpoints on a schedule, handed to the site's sinks (the README's auditor section).
         self.checkpoints = (
@@ -144,6 +132,18 @@ class ConsentKit:
             else None
         )
         self._requires_fallback = requires_fallback
+
+    def _audit_desk(self, users: Mapping[str, str] | None, token_hash: str | None) -> AuditDesk:
+        return AuditDesk(
+            ledger=self.ledger,
+            policy=self.policy,
+            base=f"{self.prefix}/audit",
+            csrf=self.csrf,
+            templates=lambda: self.renderer.env("en"),
+            users=users,
+            token_hash=token_hash,
+            clients=self.clients,
+        )
 
     def _endpoints(self, max_body: int) -> Endpoints:
         return Endpoints(
@@ -307,6 +307,14 @@ def _decision_limit(setting: tuple[int, float] | None) -> RateLimiter | None:
             f"decision_rate_limit must be (decisions, seconds) such as (60, 60), or None; got {setting!r}"
         )
     return RateLimiter(count, float(seconds), DECISION_LIMIT_CLIENTS)
+
+
+def _signing_keys(secret_keys: Sequence[str | bytes] | None, development: bool) -> list[str | bytes]:
+    keys = list(secret_keys or [])
+    if not keys and development:
+        log.warning("consentkit is using the public development key: never do this in production")
+        keys = [DEVELOPMENT_KEY]
+    return keys
 
 
 def _check_prefix(prefix: str) -> None:
