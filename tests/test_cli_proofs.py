@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import PG_DSN
+from unit_helpers import append_many
 
 from consentkit.cli import main
-from consentkit.ledger import LedgerRecord, NewRecord, open_ledger
+from consentkit.ledger import LedgerRecord, open_ledger
 from consentkit.ledger.queries import INSERT_RECORD, INSERT_SALT, dollars
 from consentkit.ledger.records import GENESIS_HASH, chain_hash, committed_json
 from consentkit.ledger.tree import leaf_hash
@@ -31,26 +32,11 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def entry(i: int) -> NewRecord:
-    return NewRecord(
-        subject_id=f"s{i % 7}",
-        action="accept_all",
-        purposes={"necessary": True, "analytics": True},
-        method="banner",
-        policy_revision=1,
-        policy_version="2026-11-01",
-        policy_digest="d" * 64,
-        locale="en",
-        ip_prefix="203.0.113.0/24",
-    )
-
-
 def grow(url: str, n: int) -> None:
     async def go() -> None:
         ledger = open_ledger(url)
         try:
-            for start in range(0, n, 200):
-                await asyncio.gather(*(ledger.append(entry(i)) for i in range(start, min(n, start + 200))))
+            await append_many(ledger, n)
         finally:
             await ledger.close()
 

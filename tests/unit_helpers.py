@@ -44,3 +44,26 @@ def tamper(path: Path, *statements: str | tuple[str, tuple[Any, ...]]) -> int:
     finally:
         conn.close()
     return changed
+
+
+def numbered_record(i: int) -> NewRecord:
+    """The ``i``-th of many plain records (seven subjects taking turns), to grow a ledger fast."""
+    return NewRecord(
+        subject_id=f"s{i % 7}",
+        action="accept_all",
+        purposes={"necessary": True, "analytics": True},
+        method="banner",
+        policy_revision=1,
+        policy_version="2026-11-01",
+        policy_digest="d" * 64,
+        locale="en",
+        ip_prefix="203.0.113.0/24",
+    )
+
+
+async def append_many(ledger: Any, n: int) -> None:
+    """Append ``n`` numbered records, 200 at a time (several group commits)."""
+    import asyncio
+
+    for start in range(0, n, 200):
+        await asyncio.gather(*(ledger.append(numbered_record(i)) for i in range(start, min(n, start + 200))))

@@ -6,13 +6,12 @@ record hashes read back from the ledger.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from test_tree import naive_verify_consistency, naive_verify_inclusion, rfc_mth
+from unit_helpers import append_many
 
 from consentkit.errors import LedgerError
-from consentkit.ledger import NewRecord, open_ledger
+from consentkit.ledger import open_ledger
 from consentkit.ledger.checkpoints import parse_checkpoint
 from consentkit.ledger.keys import generate_key
 from consentkit.ledger.proofs import verify_consistency, verify_inclusion
@@ -22,22 +21,8 @@ from consentkit.ledger.treestore import check_tree
 ORIGIN = "consentkit/test.example"
 
 
-def entry(i: int) -> NewRecord:
-    return NewRecord(
-        subject_id=f"s{i % 7}",
-        action="accept_all",
-        purposes={"necessary": True, "analytics": True},
-        method="banner",
-        policy_revision=1,
-        policy_version="2026-11-01",
-        policy_digest="d" * 64,
-        locale="en",
-    )
-
-
 async def grow(ledger, n: int) -> None:
-    for start in range(0, n, 200):
-        await asyncio.gather(*(ledger.append(entry(i)) for i in range(start, min(n, start + 200))))
+    await append_many(ledger, n)
 
 
 async def record_hashes(ledger) -> list[bytes]:
