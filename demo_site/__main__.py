@@ -48,7 +48,8 @@ def main() -> None:
         f"  demo controls:   {url}/demo\n"
         f"  auditor's desk:  {url}/consent/audit — user {AUDIT_USER}, {where}\n"
         f"  consent ledger:  {display_url(args.ledger)}\n"
-        f"  cookies signed with {secret}",
+        f"  cookies signed with {secret}"
+        + (f"\n  checkpoints:     every minute, verifier key {app.verifier_key}" if app.verifier_key else ""),
         flush=True,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

@@ -59,6 +59,21 @@ def display_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def checkpoint_setup(ledger_url: str) -> tuple[Path, Path, str] | None:
+    """For an SQLite ledger: its signing key file (made on first use, mode 0600), the file its
+    checkpoints are appended to, and the verifier key anyone checks them with."""
+    if not ledger_url.startswith("sqlite:///"):
+        return None
+    from consentkit.ledger.keys import SigningKey, generate_key, read_private_key, write_private_key
+
+    base = Path(ledger_url[len("sqlite:///") :])
+    key_file = base.with_name(base.name + ".checkpoint-key")
+    if not key_file.exists():
+        write_private_key(key_file, generate_key("northwind-demo")[0])
+    verifier = SigningKey.parse(read_private_key(key_file)).verifier.text
+    return key_file, base.with_name(base.name + ".checkpoints.txt"), verifier
+
+
 class PolicySwitch:
     """An ASGI app that sends each request to the site of the active policy revision.
 
@@ -73,6 +88,7 @@ class PolicySwitch:
         self.ledger_url = ledger_url
         self.ledger_display = display_url(ledger_url)
         self.analytics = analytics
+        self.verifier_key: str | None = None  # the checkpoints' verifier key, where it signs them
 
     def add(self, kit: ConsentKit, site: Starlette) -> None:
         revision = kit.policy.revision
@@ -167,7 +183,12 @@ def create_app(
     keys = list(secret_keys) if secret_keys is not None else secret_keys_from_env()
     analytics = PageViews(analytics_path or analytics_path_for(ledger))
     switch = PolicySwitch(ledger, analytics)
-    for policy_file in policy_files:
+    checkpoints = checkpoint_setup(ledger)
+    switch.verifier_key = checkpoints[2] if checkpoints else None
+    for n, policy_file in enumerate(policy_files):
+        # One kit signs the checkpoints (every minute, into a file beside the ledger): the kits
+        # of the policy switch share one ledger, and one log needs one signer.
+        signs = checkpoints is not None and n == 0
         kit = ConsentKit(
             policy=Policy.from_toml(policy_file),
             secret_keys=keys or None,
@@ -175,6 +196,9 @@ def create_app(
             ledger=ledger,
             cookie_secure=cookie_secure,
             audit_users=audit_users,
+            checkpoint_key=checkpoints[0] if signs and checkpoints else None,
+            checkpoint_every=60,
+            checkpoint_sinks=[checkpoints[1]] if signs and checkpoints else (),
         )
         switch.add(kit, build_site(kit, switch=switch, analytics=analytics))
     return switch

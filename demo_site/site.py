@@ -191,6 +191,7 @@ def build_site(
             titles=titles,
             history=list(reversed(history)),
             history_problem=problem,
+            verifier_key=switch.verifier_key,
             gpc_ids=policy.gpc_ids,
             decided_at=_iso(consent.decided_at),
             expires_at=_iso(consent.valid_until) if consent.decided else None,

@@ -302,13 +302,13 @@ class Endpoints:
             return error(
                 request.headers, 503, "ledger_unavailable", "the proof cannot be read now; try again"
             )
-        except LedgerError as exc:
+        except LedgerError:
             # Newer than the latest checkpoint: the site makes them on a schedule.
             return error(
                 request.headers,
                 409,
                 "not_yet_checkpointed",
-                f"this record is not covered by a signed checkpoint yet; try again later ({exc})",
+                "this record is not covered by a signed checkpoint yet; try again later",
             )
         return JSONResponse(body, headers=self.private)
 
