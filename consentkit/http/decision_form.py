@@ -81,48 +81,42 @@ class DecisionReader:
             problem = self.csrf.problem(headers, token if isinstance(token, str) else None, subject_id)
             if problem:
                 raise BadDecision(403, "bad_token", problem, False)
-        try:
-            return self._check(fields, headers, is_json)
-        except _Bad as bad:
-            raise BadDecision(bad.status, bad.code, bad.message, is_json) from None
+        return self._check(fields, headers, is_json)
 
     def _check(self, fields: dict[str, Any], headers: Mapping[str, str], is_json: bool) -> DecisionForm:
         action = fields.get("action")
         if not isinstance(action, str) or action not in VISITOR_ACTIONS:
             shown = "missing" if action is None else repr(action)
-            raise _Bad(400, "bad_action", f"action is {shown}; use one of {', '.join(VISITOR_ACTIONS)}")
+            raise BadDecision(
+                400, "bad_action", f"action is {shown}; use one of {', '.join(VISITOR_ACTIONS)}", is_json
+            )
         policy = self.policy
         requested = fields.get("granted", [])
         if not isinstance(requested, list) or not all(isinstance(p, str) for p in requested):
-            raise _Bad(400, "bad_granted", "granted must be a list of purpose ids")
+            raise BadDecision(400, "bad_granted", "granted must be a list of purpose ids", is_json)
         unknown = [p for p in requested if p not in policy.by_id]
         if unknown:
-            raise _Bad(
+            raise BadDecision(
                 400,
                 "unknown_purpose",
                 f"unknown purpose {unknown[0]!r}; this site's purposes are {', '.join(policy.ids)}",
+                is_json,
             )
         method = Method.NO_JS_FORM
         if is_json:
             named = fields.get("method") or (Method.PREFERENCES if action == Action.SAVE else Method.BANNER)
             if named not in JSON_METHODS:
-                raise _Bad(400, "bad_method", f"method must be one of {', '.join(JSON_METHODS)}")
+                raise BadDecision(
+                    400, "bad_method", f"method must be one of {', '.join(JSON_METHODS)}", is_json
+                )
             method = Method(named)
         nxt = fields.get("next")
         if nxt is None:
             nxt = same_site_referer(headers) or "/"
         elif not isinstance(nxt, str) or not is_safe_next(nxt):
-            raise _Bad(400, "bad_next", "next must be a path on this site, such as /privacy")
+            raise BadDecision(400, "bad_next", "next must be a path on this site, such as /privacy", is_json)
         choice = Choice.of(policy, Action(action), frozenset(requested), method)
         return DecisionForm(choice=choice, next=nxt, json=is_json)
-
-
-class _Bad(Exception):
-    """A problem found once the body is read (the caller knows how to answer it)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 async def _read_text(request: Request, headers: Mapping[str, str], limit: int, is_json: bool) -> str:
