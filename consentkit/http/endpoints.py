@@ -184,7 +184,7 @@ class Endpoints:
             return error(request.headers, exc.status, exc.code, exc.message, json_body=exc.json)
         address = self.clients.of(request.scope)
         limit = self.decision_limit
-        key = limit_key(address)
+        key = limit_key(address) if limit is not None else ""
         if limit is not None:
             # Counted before the write, so that concurrent posts cannot all pass the check.
             wait = limit.acquire(key)
