@@ -119,7 +119,9 @@ def evaluate(policy: Policy, stored: StoredDecision | None, gpc: bool, now: floa
     if stored is None:
         return Consent(policy, decided=False, granted=essential, denied=frozenset(), gpc=gpc)
     lifetime = policy.consent_lifetime_days * 86400
-    valid_until = stored.decided_at + lifetime
+    # A float: every request that reads consent compares it with time.time(), and a float
+    # against an int is the slow comparison.
+    valid_until = float(stored.decided_at + lifetime)
     optional = policy.optional_ids
     if (
         stored.revision != policy.revision

@@ -117,6 +117,20 @@ async def test_the_sites_own_vary_is_kept(kit):
     async with serve(make_app(kit, VARY_ROUTES), kit) as c:
         r = await c.get("/vary")
     assert {"accept-encoding", "cookie"} <= _vary(r)
+    assert len(r.headers.get_list("vary")) == 1
+
+
+@pytest.mark.parametrize("name", [b"vary", b"Vary", b"VARY"])
+async def test_a_vary_header_in_any_case_is_merged_not_doubled(kit, name):
+    async def app(scope, receive, send):
+        get_consent(Request(scope))
+        await send({"type": "http.response.start", "status": 200, "headers": [(name, b"Accept-Encoding")]})
+        await send({"type": "http.response.body", "body": b"x"})
+
+    sent = await run_raw(kit.wrap(app))
+    varies = [v for k, v in sent[0]["headers"] if k.lower() == b"vary"]
+    assert len(varies) == 1
+    assert {v.strip().lower() for v in varies[0].split(b",")} >= {b"accept-encoding", b"cookie"}
 
 
 # -- key rotation ------------------------------------------------------------------------------------

@@ -119,26 +119,40 @@ class ConsentMiddleware:
         scope["state"] = state
         return self.app(scope, receive, Responder(self, scope, state, send).send)
 
-    def rewrite_start(self, start: Message, consent: Consent, cookies: bool, added: int = 0) -> bool:
+    def rewrite_start(
+        self, start: Message, consent: Consent, cookies: bool, added: int = 0, *, vary: bool = True
+    ) -> bool:
         """Rewrite a response's start for this visitor, in one pass over its headers.
 
         The firewall drops cookies of refused purposes (when the response sets any); ``Vary``
         names what the answer depended on; an old key's cookie is signed again. ``added`` is
         the number of bytes a page that gets the banner will grow by: its ``Content-Length``
         grows with it, and ``False`` is returned (nothing changed) for a page that cannot take
-        them (compressed, or with a length that is not one).
+        them (compressed, or with a length that is not one). ``vary=False`` says the caller saw
+        no ``Vary`` header: then a response that sets no cookie and gets no banner (the page that
+        merely read consent, the usual case) needs no pass over its headers at all.
         """
         headers = start["headers"]
+        stored = consent.stored
+        if not (cookies or added or vary):
+            start["headers"] = (
+                [*headers, self._vary_headers[0], self.cookie.header(stored)]
+                if stored is not None and stored.old_key
+                else [*headers, self._vary_headers[0]]
+            )
+            return True
         if cookies:
             headers = self.firewall.filter(headers, consent) or headers
-        vary = self.vary_page if added else self.vary
+        vary_value = self.vary_page if added else self.vary
         out: list[tuple[bytes, bytes]] = []
         seen_vary = False
         for pair in headers:
             key = pair[0]
-            if key == b"vary" or (len(key) == 4 and key.lower() == b"vary"):
+            if key == b"content-type":  # on every page, and none of our business here
+                pass
+            elif key == b"vary" or (len(key) == 4 and key.lower() == b"vary"):
                 seen_vary = True
-                pair = (key, _merge_vary(pair[1], vary))
+                pair = (key, _merge_vary(pair[1], vary_value))
             elif added and (
                 key == b"content-length" or (len(key) == 14 and key.lower() == b"content-length")
             ):
@@ -159,7 +173,6 @@ class ConsentMiddleware:
             out.append(pair)
         if not seen_vary:
             out.append(self._vary_headers[added > 0])
-        stored = consent.stored
         if stored is not None and stored.old_key:
             out.append(self.cookie.header(stored))
         start["headers"] = out
@@ -206,15 +219,20 @@ class Responder:
             return self._release(page[0], page[1], message)
         if message["type"] != "http.response.start":
             return self.to(message)
-        html = cookies = False
+        html = cookies = vary = False
         for key, value in message["headers"]:
             if key == b"content-type":
-                html = value.startswith(b"text/html")
-            # ASGI says lower case, but some apps send "Set-Cookie" or worse: the firewall must
-            # see them all (a page with an odd spelling of its content type merely goes without
-            # the banner).
-            elif len(key) == 10 and key.lower() == b"set-cookie":
-                cookies = True
+                html = value[:9] == b"text/html"
+            elif key != b"content-length":  # the other header every response has: one test
+                # ASGI says lower case, but some apps send "Set-Cookie" or worse: the firewall
+                # must see them all (a page with an odd spelling of its content type merely goes
+                # without the banner).
+                size = len(key)
+                if size == 10:
+                    if key.lower() == b"set-cookie":
+                        cookies = True
+                elif size == 4 and key.lower() == b"vary":
+                    vary = True
         state = self.state
         if (
             html
@@ -233,7 +251,7 @@ class Responder:
                 self.page = Page(self.to, tags)
                 return self.to(message)
         if cookies or "consent" in state:
-            self.mw.rewrite_start(message, state["consent"], cookies)
+            self.mw.rewrite_start(message, state["consent"], cookies, vary=vary)
         return self.to(message)
 
     def _begin_page(self, start: Message, cookies: bool) -> _Tags | None:
