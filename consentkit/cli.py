@@ -92,7 +92,15 @@ def policy_check(file: Path) -> None:
 
 @main.command()
 @ledger_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: records as stored; csv: for spreadsheets; iso27560: one ISO/IEC TS 27560 consent "
+    "record (JSON) per line.",
+)
 @click.option("--since", callback=_timestamp, help="Only records at or after this date/time (UTC).")
 @click.option("--until", callback=_timestamp, help="Only records before this date/time (UTC).")
 @click.option("--subject", help="Only this subject's records.")
@@ -123,9 +131,10 @@ def export(
     output: Path | None,
     raw: bool,
 ) -> None:
-    """Stream the ledger as CSV or JSON Lines, in constant memory.
+    """Stream the ledger as CSV, JSON Lines or ISO/IEC TS 27560 consent records, in constant memory.
 
     CSV cells that could run as spreadsheet formulas are made inert unless --raw is given.
+    iso27560 writes one ISO/IEC TS 27560 consent record (JSON) per line: docs/iso27560.md.
     """
     flt = RecordFilter(since=since, until=until, subject_id=subject, purpose=purpose, action=action)
 
@@ -134,7 +143,13 @@ def export(
         try:
             await ledger.open()
             return await write_export(
-                ledger.row_pages(flt), fmt, out, flt.row_filter(), _progress("exported"), raw=raw
+                ledger.row_pages(flt),
+                fmt,
+                out,
+                flt.row_filter(),
+                _progress("exported"),
+                raw=raw,
+                policy_text=ledger.policy_text,  # iso27560 names each record's controller, purposes
             )
         finally:
             await ledger.close()

@@ -31,7 +31,7 @@ from ..ledger.vocabulary import Action, Method
 from ..netaddr import ip_prefix
 from ..policy import Policy
 from .access import AuditAccess
-from .export import FORMATS, content_type, export_chunks
+from .export import FORMATS, content_type, export_chunks, file_extension
 from .filters import day, read_filter
 from .overview import COUNTS, build, build_per_subject, verification
 from .pages import TEMPLATES, style_hash, stylesheet
@@ -280,11 +280,11 @@ class AuditDesk:
         return self._page("record.html", r=rec, policy=policy, evidence=evidence)
 
     def export(self, request: Request) -> Response:
-        """Streaming CSV or JSON Lines with the same filters as ``consentkit export``."""
+        """Streaming CSV, JSON Lines or ISO 27560 records with the filters of ``consentkit export``."""
         problems, flt, _ = read_filter(request.query_params)
         fmt = request.query_params.get("format", "csv")
         if fmt not in FORMATS:
-            problems.append("format must be csv or jsonl")
+            problems.append(f"format must be one of {', '.join(FORMATS)}")
         raw = request.query_params.get("raw", "0")
         if raw not in ("0", "1"):
             problems.append("raw must be 0 or 1")
@@ -292,17 +292,24 @@ class AuditDesk:
             return PlainTextResponse("; ".join(problems) + "\n", status_code=400)
         # CSV cells that could start a spreadsheet formula are made inert unless ?raw=1 (for
         # machines that compare the export with the ledger byte for byte).
-        chunks = export_chunks(self.ledger.row_pages(flt), fmt, flt.row_filter(), raw=raw == "1")
+        chunks = export_chunks(
+            self.ledger.row_pages(flt),
+            fmt,
+            flt.row_filter(),
+            raw=raw == "1",
+            policy_text=self.ledger.policy_text,  # as the CLI: the same bytes
+        )
 
         async def body() -> AsyncIterator[bytes]:
             async for text, _rows in chunks:
                 yield text.encode("utf-8")
 
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        name = f"consent-ledger-{stamp}.{file_extension(fmt)}"
         return StreamingResponse(
             body(),
             media_type=content_type(fmt),
-            headers={"Content-Disposition": f'attachment; filename="consent-ledger-{stamp}.{fmt}"'},
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
     async def verify(self, request: Request, user: str) -> Response:

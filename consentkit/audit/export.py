@@ -1,9 +1,11 @@
-"""Streaming exports of the ledger for auditors: CSV and JSON Lines, in constant memory.
+"""Streaming exports of the ledger for auditors: CSV, JSON Lines and ISO/IEC TS 27560 consent
+records (JSON Lines, :mod:`consentkit.audit.iso27560`), in constant memory.
 
-Both formats are written straight from the rows the database returns, a page at a time: the
+CSV and JSON Lines are written straight from the rows the database returns, a page at a time: the
 ``purposes`` and ``evidence`` columns already hold canonical JSON, byte for byte what the hash
 committed to, so they are copied, never re-encoded. ``consentkit export`` and the desk's export
-write the same bytes (the README's "For auditors and privacy officers").
+write the same bytes (the README's "For auditors and privacy officers"). The ISO 27560 format is
+built, not copied: its mapping reads each page's policies from the ledger (``policy_text``).
 
 CSV is opened in spreadsheets, which run a cell that starts like a formula (``=HYPERLINK(…)``,
 ``@SUM(…)``). By default every CSV cell that can hold text a visitor or an operator chose is made
@@ -19,8 +21,11 @@ from typing import Any, TextIO
 
 from ..ledger.records import EXPORT_FIELDS, RecordRow
 from ..spreadsheets import FORMULA_STARTS
+from .iso27560 import Iso27560Lines, PolicyText
 
-FORMATS = ("jsonl", "csv")
+FORMATS = ("jsonl", "csv", "iso27560")
+# The file name's ending of each format (the desk's downloads): ISO records are JSON Lines too.
+_EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "iso27560": "iso27560.jsonl"}
 _enc = json.encoder.encode_basestring
 
 
@@ -103,27 +108,38 @@ def content_type(fmt: str) -> str:
     return "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
 
 
+def file_extension(fmt: str) -> str:
+    """How the name of a file of an export in ``fmt`` ends (without the dot)."""
+    return _EXTENSIONS[fmt]
+
+
 async def export_chunks(
     pages: AsyncIterator[Sequence[RecordRow]],
     fmt: str,
     keep: Callable[[Any], bool] | None = None,
     *,
     raw: bool = False,
+    policy_text: PolicyText | None = None,
 ) -> AsyncIterator[tuple[str, int]]:
     """The text of an export in ``fmt``, one chunk per page of stored rows, each with how many
     rows it holds (the CSV header comes first, as a chunk of none).
 
     ``keep`` filters rows (the filters the database did not apply); ``raw`` writes CSV cells as
-    stored, without making formulas inert (JSON Lines is always as stored).
+    stored, without making formulas inert (JSON Lines is always as stored); ``policy_text``
+    (``Ledger.policy_text``) gives ``iso27560`` the policies the records name: without it, ISO
+    records carry only what the rows hold.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     line = (csv_line_raw if raw else csv_line) if fmt == "csv" else jsonl_line
+    # ISO records need the page's policies, read from the ledger: an await per page, not per row.
+    iso = Iso27560Lines(policy_text) if fmt == "iso27560" else None
     if fmt == "csv":
         yield ",".join(EXPORT_FIELDS) + "\n", 0
     async for page in pages:
         rows = page if keep is None else [r for r in page if keep(r)]
-        yield "".join(map(line, rows)), len(rows)
+        text = await iso.page(rows) if iso is not None else "".join(map(line, rows))
+        yield text, len(rows)
 
 
 async def write_export(
@@ -134,14 +150,15 @@ async def write_export(
     progress: Callable[[int], None] | None = None,
     *,
     raw: bool = False,
+    policy_text: PolicyText | None = None,
 ) -> int:
-    """Write pages of stored rows to ``out`` as ``jsonl`` or ``csv``; return how many rows.
+    """Write pages of stored rows to ``out`` in ``fmt`` (one of ``FORMATS``); return how many rows.
 
     ``keep`` filters rows (the filters the database did not apply); ``progress`` is told the
-    count so far after every page; ``raw`` as for :func:`export_chunks`.
+    count so far after every page; ``raw`` and ``policy_text`` as for :func:`export_chunks`.
     """
     count = 0
-    async for text, rows in export_chunks(pages, fmt, keep, raw=raw):
+    async for text, rows in export_chunks(pages, fmt, keep, raw=raw, policy_text=policy_text):
         out.write(text)
         count += rows
         if progress is not None and rows:
