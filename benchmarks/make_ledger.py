@@ -21,11 +21,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from consentkit import Policy, open_ledger
+from consentkit import ConsentKit, Policy, open_ledger
 from consentkit.ledger.daily import daily_counts_of_rows, upsert_rows
 from consentkit.ledger.queries import INSERT_RECORD, UPSERT_DAILY, dollars
 from consentkit.ledger.records import GENESIS_HASH, NewRecord, seal
 from consentkit.ledger.sqlite import SQLiteLedger
+from consentkit.ui.shown import Shown, ShownContents
 
 ROOT = Path(__file__).resolve().parent.parent
 USER_AGENTS = [
@@ -39,8 +40,23 @@ USER_AGENTS = [
 BATCH = 20000
 
 
+def banners(policy: Policy) -> dict[tuple[str, bool], Shown]:
+    """What the first banner shows in each language, with and without a GPC signal: the kit's
+    own rendering, as its decisions record it."""
+    kit = ConsentKit(
+        policy=policy, secret_keys=["make-ledger-secret-0123456789abcdef"], ledger="sqlite:///:memory:"
+    )
+    shown = ShownContents(kit.renderer)
+    return {
+        (lang, gpc): shown.of(kit.reader.of(None, gpc), lang)
+        for lang in ("en", "fr")
+        for gpc in (False, True)
+    }
+
+
 def generate(policy: Policy, n: int, days: int, seed: int):  # type: ignore[no-untyped-def]
     """Yield ``(recorded_at, NewRecord)`` in chain order."""
+    seen = banners(policy)
     rng = random.Random(seed)
     optional = policy.optional_ids
     subjects = max(1, int(n / 1.6))
@@ -59,6 +75,8 @@ def generate(policy: Policy, n: int, days: int, seed: int):  # type: ignore[no-u
         else:
             action, granted = "withdraw", set()
         gpc = rng.random() < 0.08
+        locale = "fr" if rng.random() < 0.25 else "en"
+        shown = seen[(locale, gpc)]
         entry = NewRecord(
             subject_id=f"s{rng.randrange(subjects):08d}-{seed}",
             action=action,
@@ -68,10 +86,11 @@ def generate(policy: Policy, n: int, days: int, seed: int):  # type: ignore[no-u
             policy_version=policy.version,
             policy_digest=policy.digest,
             policy_json=policy.canonical_json,
-            locale="fr" if rng.random() < 0.25 else "en",
+            locale=locale,
             ip_prefix=f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.0/24",
             user_agent=rng.choice(USER_AGENTS),
             gpc=gpc,
+            shown_digest=shown.digest,
         )
         yield recorded_at, entry
 
@@ -122,6 +141,10 @@ async def main() -> None:
             "INSERT OR IGNORE INTO consentkit_policies VALUES (?,?,?,?,?)",
             (policy.digest, policy.revision, policy.version, policy.canonical_json, first_time),
         )
+        conn.executemany(
+            "INSERT OR IGNORE INTO consentkit_shown VALUES (?,?,?)",
+            [(s.digest, s.content, first_time) for s in banners(policy).values()],
+        )
         conn.close()
     else:
         pool = await ledger._get_pool()  # type: ignore[attr-defined]
@@ -164,6 +187,10 @@ async def main() -> None:
                 policy.version,
                 policy.canonical_json,
                 first_time,
+            )
+            await conn.executemany(
+                "INSERT INTO consentkit_shown VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
+                [(s.digest, s.content, first_time) for s in banners(policy).values()],
             )
         await ledger.close()
     elapsed = time.perf_counter() - started

@@ -17,10 +17,10 @@ answering one the endpoint's.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .canonical import canonical_json
 from .consent import Consent, evaluate
@@ -29,6 +29,9 @@ from .errors import InvalidRecordError
 from .ledger import Ledger, LedgerRecord, NewRecord
 from .ledger.vocabulary import RECORD_ACTIONS, RECORD_METHODS, Action, Method
 from .policy import PURPOSE_ID_PATTERN, Policy
+
+if TYPE_CHECKING:
+    from .ui.shown import Shown
 
 MAX_EVIDENCE_BYTES = 64 * 1024
 
@@ -73,11 +76,19 @@ class Outcome:
 
 
 class Decisions:
-    """Turns checked choices into durable ledger records and new consents."""
+    """Turns checked choices into durable ledger records and new consents.
 
-    def __init__(self, policy: Policy, ledger: Ledger) -> None:
+    ``shown`` tells what the banner and preference center showed a visitor (their consent
+    before deciding, their language): its digest goes into the record and its content, once,
+    into the ledger (``consentkit/ui/shown.py``).
+    """
+
+    def __init__(
+        self, policy: Policy, ledger: Ledger, shown: Callable[[Consent, str], Shown] | None = None
+    ) -> None:
         self.policy = policy
         self.ledger = ledger
+        self.shown = shown
 
     async def decide(self, choice: Choice, before: Consent, facts: RequestFacts) -> Outcome:
         """Record a visitor's choice durably; then what the cookie and the page may say."""
@@ -85,8 +96,9 @@ class Decisions:
         known = remembered(before)
         subject = known.subject_id if known is not None else new_subject_id()
         purposes = {pid: pid in choice.granted for pid in policy.ids}
+        shown = self.shown(before, facts.locale) if self.shown is not None else None
         record = await self.ledger.append(
-            self.new_record(subject, choice.action, purposes, choice.method, facts)
+            self.new_record(subject, choice.action, purposes, choice.method, facts, shown=shown)
         )
         stored = StoredDecision(
             subject_id=subject,
@@ -128,8 +140,11 @@ class Decisions:
         method: str,
         facts: RequestFacts,
         evidence: Mapping[str, Any] | None = None,
+        *,
+        shown: Shown | None = None,
     ) -> NewRecord:
-        """A record under the current policy."""
+        """A record under the current policy (``shown``: what the visitor was shown, if
+        anything of ours)."""
         policy = self.policy
         return NewRecord(
             subject_id=subject_id,
@@ -146,6 +161,8 @@ class Decisions:
             user_agent=facts.user_agent,
             gpc=facts.gpc,
             evidence=evidence,
+            shown_digest=None if shown is None else shown.digest,
+            shown_json=None if shown is None else shown.content,
         )
 
 

@@ -41,6 +41,7 @@ from .ledger.publisher import CheckpointPublisher, Sink
 from .policy import Policy
 from .ui.languages import Languages
 from .ui.rendering import Renderer, state_nonce
+from .ui.shown import ShownContents
 
 log = logging.getLogger("consentkit")
 
@@ -109,7 +110,6 @@ class ConsentKit:
         self.reader = ConsentReader(policy, self.codec, cookie_name)
         self.firewall = CookieFirewall(policy, [cookie_name], undeclared_cookies)
         self.hooks = Hooks(policy)
-        self.decisions = Decisions(policy, self.ledger)
         self.languages = Languages(policy.locales)
         self.facts = FactsRecorder(
             self.languages, record_ip=record_ip, record_user_agent=record_user_agent, clients=self.clients
@@ -123,6 +123,7 @@ class ConsentKit:
             prefix=prefix,
             loader=template_loader,
         )
+        self.decisions = Decisions(policy, self.ledger, ShownContents(self.renderer).of)
         self.audit = self._audit_desk(audit_users, audit_token)
         self.endpoints = self._endpoints(max_body)
         # Signed checkpoints on a schedule, handed to the site's sinks (the README's auditor section).

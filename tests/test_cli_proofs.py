@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import PG_DSN
+from conftest import PG_DSN, run_sync
 from unit_helpers import append_many
 
 from consentkit.cli import main
@@ -77,7 +77,7 @@ def raw(url: str, *statements: tuple[str, list[tuple[Any, ...]]]) -> None:
         finally:
             await conn.close()
 
-    asyncio.run(go())
+    run_sync(go())  # from sync tests and async ones alike
 
 
 def rewrite(url: str, new: list[LedgerRecord], *, keep_tree: bool = False) -> None:

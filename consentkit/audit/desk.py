@@ -30,6 +30,7 @@ from ..ledger import Ledger, LedgerRecord, RecordFilter
 from ..ledger.vocabulary import Action, Method
 from ..netaddr import ip_prefix
 from ..policy import Policy
+from ..ui.shown import ShownView, sha256_hex
 from .access import AuditAccess
 from .export import FORMATS, content_type, export_chunks, file_extension
 from .filters import day, read_filter
@@ -277,7 +278,19 @@ class AuditDesk:
         evidence = (
             json.dumps(rec.evidence, indent=2, ensure_ascii=False) if rec.evidence is not None else None
         )
-        return self._page("record.html", r=rec, policy=policy, evidence=evidence)
+        shown = None
+        if rec.shown_digest is not None:
+            content = await self.ledger.shown_content(rec.shown_digest)
+            shown = ShownView.of(content, rec.shown_digest) if content is not None else None
+        return self._page(
+            "record.html",
+            r=rec,
+            policy=policy,
+            # Each text against its digest, as verify checks them: the desk shows what it holds.
+            policy_intact=text is not None and sha256_hex(text) == rec.policy_digest,
+            evidence=evidence,
+            shown=shown,
+        )
 
     def export(self, request: Request) -> Response:
         """Streaming CSV, JSON Lines or ISO 27560 records with the filters of ``consentkit export``."""

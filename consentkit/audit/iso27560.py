@@ -172,6 +172,8 @@ def iso_record(row: RecordRow, notice: NoticeFacts | None) -> dict[str, Any]:
     }
     if notice is not None and notice.privacy_url is not None:
         privacy_notice["url"] = notice.privacy_url
+    if row.shown_digest is not None:  # the banner as this visitor saw it (consentkit/ui/shown.py)
+        privacy_notice["shown_digest"] = row.shown_digest
 
     purposes: list[dict[str, Any]] = []
     by_state: dict[str, list[str]] = {}

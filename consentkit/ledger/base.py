@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .queries import RecordFilter, select_records
 from .records import LedgerRecord, NewRecord, RecordPage, RecordRow, utc_timestamp
-from .transaction import PolicyCache, T, Transaction, Work, erase_subject
+from .transaction import StoredTexts, T, Transaction, Work, erase_subject
 from .verify import ChainVerifier, VerifyReport
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ class Ledger(abc.ABC):
     url: str
 
     def __init__(self) -> None:
-        self._policies = PolicyCache()
+        self._texts = StoredTexts()
         self.commits = 0  # write transactions committed by this object (for benchmarks)
 
     @abc.abstractmethod
@@ -66,7 +66,7 @@ class Ledger(abc.ABC):
     def _committed(self, tx: Transaction) -> None:
         """Bookkeeping after a write transaction committed (never after a rollback)."""
         self.commits += 1
-        self._policies.committed(tx)
+        self._texts.committed(tx)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -111,6 +111,11 @@ class Ledger(abc.ABC):
     async def policy_text(self, digest: str) -> str | None:
         """The canonical JSON of the policy with this digest, as stored when first used."""
         rows = await self._select("SELECT policy FROM consentkit_policies WHERE digest = ?", (digest,))
+        return str(rows[0][0]) if rows else None
+
+    async def shown_content(self, digest: str) -> str | None:
+        """What visitors were shown under this digest (``shown_digest``), as stored when first used."""
+        rows = await self._select("SELECT content FROM consentkit_shown WHERE digest = ?", (digest,))
         return str(rows[0][0]) if rows else None
 
     async def daily(
@@ -190,7 +195,7 @@ class Ledger(abc.ABC):
 
         Raises SubjectNotFound when no record belongs to the subject. Returns the erase record.
         """
-        record = await self._write(lambda tx: erase_subject(tx, subject_id, self._policies))
+        record = await self._write(lambda tx: erase_subject(tx, subject_id, self._texts))
         await self._after_erase()
         return record
 

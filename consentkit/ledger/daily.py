@@ -34,22 +34,23 @@ def add_daily(
     method: str,
     gpc: bool,
     purposes: Mapping[str, bool],
+    n: int = 1,
 ) -> None:
-    """Count one record into per-day figures."""
+    """Count one record (or ``n`` alike, ``verify``'s aggregate) into per-day figures."""
     day = recorded_at[:10]
     for metric in ("records", f"action:{action}", f"method:{method}"):
-        counts[(day, metric)] = counts.get((day, metric), 0) + 1
+        counts[(day, metric)] = counts.get((day, metric), 0) + n
     if action not in DECISION_ACTIONS:
         return
-    counts[(day, "decisions")] = counts.get((day, "decisions"), 0) + 1
+    counts[(day, "decisions")] = counts.get((day, "decisions"), 0) + n
     if gpc:
-        counts[(day, "gpc")] = counts.get((day, "gpc"), 0) + 1
+        counts[(day, "gpc")] = counts.get((day, "gpc"), 0) + n
     for pid, granted in purposes.items():
         key = (day, f"asked:{pid}")
-        counts[key] = counts.get(key, 0) + 1
+        counts[key] = counts.get(key, 0) + n
         if granted:
             key = (day, f"granted:{pid}")
-            counts[key] = counts.get(key, 0) + 1
+            counts[key] = counts.get(key, 0) + n
 
 
 def add_daily_row(counts: Counts, row: RecordRow) -> None:

@@ -48,6 +48,8 @@ _Queue = asyncio.Queue[tuple[NewRecord, asyncio.Future[LedgerRecord]]]
 class _PostgresTransaction(Transaction):
     """A transaction on one pooled connection; the shared SQL's ``?`` become ``$n``."""
 
+    dialect = "postgres"
+
     def __init__(self, conn: Any) -> None:
         super().__init__()
         self._conn = conn
@@ -218,7 +220,7 @@ class PostgresLedger(Ledger):
             batch = [await queue.get()]
             while len(batch) < self._max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
-            append = functools.partial(append_records, entries=[e for e, _ in batch], policies=self._policies)
+            append = functools.partial(append_records, entries=[e for e, _ in batch], texts=self._texts)
             try:
                 sealed = await self._write(append)
             except Exception as exc:

@@ -56,6 +56,7 @@ class RecordRow(NamedTuple):
     pii_digest: str
     prev_hash: str
     hash: str
+    shown_digest: str | None = None
     salt: bytes | None = None
 
 
@@ -139,6 +140,10 @@ class NewRecord:
     event_id: str = field(default_factory=new_event_id)
     # The policy's canonical JSON, stored once per digest so that auditors can read the text.
     policy_json: str | None = None
+    # What the visitor was shown, by digest (None: nothing of ours was shown, e.g. kit.record),
+    # and the content itself, stored once per digest (``consentkit/ui/shown.py``).
+    shown_digest: str | None = None
+    shown_json: str | None = None
     purposes_json: str = field(init=False)
     evidence_json: str | None = field(init=False)
     salt: bytes = field(init=False)
@@ -180,6 +185,7 @@ class LedgerRecord:
     pii_digest: str
     prev_hash: str
     hash: str
+    shown_digest: str | None = None  # what the banner or preference center showed (None: nothing)
     pii_salt: bytes | None = None  # only filled for verification; never exported
 
     @property
@@ -219,6 +225,7 @@ class LedgerRecord:
             self.pii_digest,
             self.prev_hash,
             self.hash,
+            self.shown_digest,
         )
 
     @classmethod
@@ -245,6 +252,7 @@ class LedgerRecord:
             row.pii_digest,
             row.prev_hash,
             row.hash,
+            row.shown_digest,
             None if salt is None else bytes(salt),
         )
 
@@ -295,10 +303,13 @@ def committed_json(
     locale: str,
     gpc: bool | int,
     pii_digest: str,
+    shown_digest: str | None = None,
 ) -> str:
     """Canonical JSON (sorted keys, no spaces) of what a record's hash commits to.
 
-    Positional on purpose: ``consentkit verify`` calls it once per record.
+    Positional on purpose: ``consentkit verify`` calls it once per record. ``shown_digest`` is
+    left out when there is none, so that the records written before it existed (ledger schema
+    4) hash as they always did.
     """
     return (
         f'{{"action":{_enc(action)},"event_id":{_enc(event_id)},'
@@ -306,7 +317,8 @@ def committed_json(
         f'"method":{_enc(method)},"pii_digest":{_enc(pii_digest)},'
         f'"policy_digest":{_enc(policy_digest)},"policy_revision":{policy_revision},'
         f'"policy_version":{_enc(policy_version)},"purposes":{purposes_json},'
-        f'"recorded_at":{_enc(recorded_at)},"seq":{seq}}}'
+        f'"recorded_at":{_enc(recorded_at)},"seq":{seq}'
+        + ("}" if shown_digest is None else f',"shown_digest":{_enc(shown_digest)}}}')
     )
 
 
@@ -330,6 +342,7 @@ def seal(entry: NewRecord, *, seq: int, prev_hash: str, recorded_at: str) -> Led
         entry.locale,
         entry.gpc,
         entry.pii_digest,
+        entry.shown_digest,
     )
     return LedgerRecord(
         seq=seq,
@@ -350,6 +363,7 @@ def seal(entry: NewRecord, *, seq: int, prev_hash: str, recorded_at: str) -> Led
         pii_digest=entry.pii_digest,
         prev_hash=prev_hash,
         hash=chain_hash(prev_hash, committed),
+        shown_digest=entry.shown_digest,
         pii_salt=entry.salt,
     )
 

@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeAlias
 
 from ..errors import LedgerCorrupt
 from .daily import Counts, add_daily_row, upsert_rows
-from .queries import UPSERT_DAILY, RecordFilter, select_records
+from .queries import COLUMNS_SQL, UPSERT_DAILY
 from .records import as_record_row, utc_timestamp
 from .transaction import Transaction
 
@@ -61,11 +61,26 @@ def both(sql: str) -> Step:
 async def _count_existing_records(db: Transaction) -> None:
     """Build the per-day figures (``daily.py``) of the records a ledger already has."""
     counts: Counts = {}
-    sql, _ = select_records(RecordFilter())
+    # The columns a ledger of version 2 has (no shown_digest yet: version 4), then salt's place.
+    sql = f"SELECT {COLUMNS_SQL.removesuffix(', l.shown_digest')}, NULL, NULL FROM consentkit_ledger l"
     async for row in db.stream(sql):  # streamed: constant memory on a large ledger
         add_daily_row(counts, as_record_row(row))
     await db.execute("DELETE FROM consentkit_daily")
     await db.insert(UPSERT_DAILY, upsert_rows(counts))
+
+
+# SQLite has no ADD COLUMN IF NOT EXISTS: each dialect asks whether the column is there.
+_HAS_SHOWN_DIGEST = {
+    "sqlite": "SELECT 1 FROM pragma_table_info('consentkit_ledger') WHERE name = 'shown_digest'",
+    "postgres": "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+    "AND table_name = 'consentkit_ledger' AND column_name = 'shown_digest'",
+}
+
+
+async def _add_shown_digest(db: Transaction) -> None:
+    """Version 4's new column, added once (re-runnable, as every step: see ``migrate``)."""
+    if not await db.fetch(_HAS_SHOWN_DIGEST[db.dialect]):
+        await db.execute("ALTER TABLE consentkit_ledger ADD COLUMN shown_digest TEXT")
 
 
 #: A step that moves data rather than changing tables.
@@ -171,6 +186,18 @@ MIGRATIONS: dict[int, tuple[Step | DataStep, ...]] = {
     tail_root {bytes},
     note TEXT NOT NULL,
     made_at TEXT NOT NULL
+)"""),
+    ),
+    # 4: what the visitor was shown (CNIL 2020-092): each record names the banner and preference
+    # center it was decided on by digest (null where nothing of ours was shown, and in the
+    # records written before this version, whose hashes did not commit to it); each distinct
+    # content is stored once. ``verify`` checks every content against its digest.
+    4: (
+        _add_shown_digest,
+        both("""CREATE TABLE IF NOT EXISTS consentkit_shown (
+    digest TEXT PRIMARY KEY,
+    content TEXT NOT NULL,
+    first_seen TEXT NOT NULL
 )"""),
     ),
 }

@@ -59,6 +59,8 @@ class _SQLiteTransaction(Transaction):
     """A ``BEGIN IMMEDIATE`` transaction on one connection. Every method does its work at once
     (``sqlite3`` does not wait in asyncio), which is what lets ``run_sync`` run shared code."""
 
+    dialect = "sqlite"
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__()
         self._conn = conn
@@ -293,7 +295,7 @@ class SQLiteLedger(Ledger):
             return
         entries = [entry for entry, _, _ in records if isinstance(entry, NewRecord)]
         try:
-            sealed = self._write_now(lambda tx: append_records(tx, entries, self._policies))
+            sealed = self._write_now(lambda tx: append_records(tx, entries, self._texts))
             outcomes: list[_Outcome] = [
                 (fut, rec, None) for (_, _, fut), rec in zip(records, sealed, strict=True)
             ]

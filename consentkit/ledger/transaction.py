@@ -25,6 +25,7 @@ from .queries import (
     INSERT_POLICY,
     INSERT_RECORD,
     INSERT_SALT,
+    INSERT_SHOWN,
     UPSERT_DAILY,
     Insert,
     RecordFilter,
@@ -40,9 +41,15 @@ Head: TypeAlias = tuple[int, str, str] | None
 class Transaction(abc.ABC):
     """One open write transaction, as the shared writing code sees it (``?`` placeholders)."""
 
+    #: ``"sqlite"`` or ``"postgres"``: for the few migration steps whose test of what is already
+    #: there each dialect spells its own way (``schema.py``).
+    dialect: str
+
     def __init__(self) -> None:
-        # Digests of the policies this transaction stored: the ledger learns them once it commits.
+        # Digests of the policies and shown contents this transaction stored: the ledger learns
+        # them once it commits.
         self.stored_policies: set[str] = set()
+        self.stored_shown: set[str] = set()
 
     @abc.abstractmethod
     async def fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
@@ -83,44 +90,54 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("a ledger transaction waited for something inside SQLite's writer thread")
 
 
-class PolicyCache:
-    """The digests of policies known to be stored, so that each text is written once per process.
+class StoredTexts:
+    """The digests of policies and shown contents known to be stored, so that each text is
+    written once per process.
 
     A digest is learnt only after the transaction that stored it has committed: after a rollback
-    the text is not in the ledger, and the next record of that policy must store it again.
-    (Processes that do not share this cache rely on ``INSERT_POLICY`` ignoring a duplicate.)
+    the text is not in the ledger, and the next record that names it must store it again.
+    (Processes that do not share this cache rely on the inserts ignoring a duplicate.)
     """
 
     def __init__(self) -> None:
-        self._known: set[str] = set()
+        self._policies: set[str] = set()
+        self._shown: set[str] = set()
 
-    def missing(self, entries: Iterable[NewRecord]) -> list[NewRecord]:
+    def missing_policies(self, entries: Iterable[NewRecord]) -> list[NewRecord]:
         """One entry per policy of ``entries`` whose text is not known to be stored."""
         new: dict[str, NewRecord] = {}
         for entry in entries:
-            if entry.policy_json is not None and entry.policy_digest not in self._known:
+            if entry.policy_json is not None and entry.policy_digest not in self._policies:
                 new.setdefault(entry.policy_digest, entry)
         return list(new.values())
 
+    def missing_shown(self, entries: Iterable[NewRecord]) -> dict[str, str]:
+        """``{digest: content}`` of the shown contents of ``entries`` not known to be stored."""
+        return {
+            e.shown_digest: e.shown_json
+            for e in entries
+            if e.shown_digest is not None and e.shown_json is not None and e.shown_digest not in self._shown
+        }
+
     def committed(self, tx: Transaction) -> None:
-        """Learn the policies a committed transaction stored."""
-        self._known.update(tx.stored_policies)
+        """Learn the texts a committed transaction stored."""
+        self._policies.update(tx.stored_policies)
+        self._shown.update(tx.stored_shown)
 
 
-async def append_records(
-    tx: Transaction, entries: list[NewRecord], policies: PolicyCache
-) -> list[LedgerRecord]:
-    """Chain ``entries`` after the head and write them, with their salts, policies and figures."""
-    return await _append_after(tx, await tx.lock_head(), entries, policies)
+async def append_records(tx: Transaction, entries: list[NewRecord], texts: StoredTexts) -> list[LedgerRecord]:
+    """Chain ``entries`` after the head and write them, with their salts, the texts they name
+    (policies, shown contents) and the per-day figures."""
+    return await _append_after(tx, await tx.lock_head(), entries, texts)
 
 
 async def _append_after(
-    tx: Transaction, head: Head, entries: list[NewRecord], policies: PolicyCache
+    tx: Transaction, head: Head, entries: list[NewRecord], texts: StoredTexts
 ) -> list[LedgerRecord]:
     sealed = seal_batch(entries, head)
-    new_policies = policies.missing(entries)
+    first_seen = sealed[0].recorded_at
+    new_policies = texts.missing_policies(entries)
     if new_policies:
-        first_seen = sealed[0].recorded_at
         await tx.insert(
             INSERT_POLICY,
             [
@@ -129,6 +146,10 @@ async def _append_after(
             ],
         )
         tx.stored_policies.update(e.policy_digest for e in new_policies)
+    new_shown = texts.missing_shown(entries)
+    if new_shown:
+        await tx.insert(INSERT_SHOWN, [(d, content, first_seen) for d, content in new_shown.items()])
+        tx.stored_shown.update(new_shown)
     await tx.insert(INSERT_RECORD, [r.row() for r in sealed])
     await tx.insert(INSERT_SALT, [(r.seq, r.pii_salt) for r in sealed])
     await tx.insert(UPSERT_DAILY, upsert_rows(daily_counts_of_batch(entries, sealed)))
@@ -136,7 +157,7 @@ async def _append_after(
     return sealed
 
 
-async def erase_subject(tx: Transaction, subject_id: str, policies: PolicyCache) -> LedgerRecord:
+async def erase_subject(tx: Transaction, subject_id: str, texts: StoredTexts) -> LedgerRecord:
     """De-identify a subject's records and append the ``erase`` record (see ``Ledger.erase``)."""
     # The head first: another erasure of the same subject waits here, then finds nothing left.
     head = await tx.lock_head()
@@ -150,4 +171,4 @@ async def erase_subject(tx: Transaction, subject_id: str, policies: PolicyCache)
     for spelling in {subject_id, quote(subject_id, safe=""), quote_plus(subject_id)}:
         await tx.execute(FORGET_IN_ACCESS_LOG, (spelling, spelling))
     erase = erasure_record(LedgerRecord.from_row(as_record_row(rows[-1])), len(rows))
-    return (await _append_after(tx, head, [erase], policies))[0]
+    return (await _append_after(tx, head, [erase], texts))[0]

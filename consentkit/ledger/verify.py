@@ -68,7 +68,7 @@ class ChainVerifier:
         last_time = self._last_time
         for row in rows:
             (seq, event_id, recorded_at, subject, action, purposes, method, revision, version,
-             digest, locale, ip, ua, gpc, evidence, pii, prev, hsh, salt) = row  # fmt: skip
+             digest, locale, ip, ua, gpc, evidence, pii, prev, hsh, shown, salt) = row  # fmt: skip
             problem = None
             try:
                 if type(seq) is not int or type(revision) is not int:
@@ -96,7 +96,7 @@ class ChainVerifier:
                 if problem is None:
                     committed = committed_json(
                         seq, event_id, recorded_at, action, purposes, method, revision, version, digest,
-                        locale, gpc, pii,
+                        locale, gpc, pii, shown,
                     )  # fmt: skip
                     if sha((prev + committed).encode()).hexdigest() != hsh:
                         problem = "hash does not match the record's contents (the record was altered)"

@@ -40,6 +40,9 @@ _NONCE = "\x00ck-nonce\x00"
 _NONCE_ATTR = "\x00ck-nonce-attr\x00"
 _BTOKEN, _BNEXT, _BNONCE_ATTR = (p.encode() for p in (_TOKEN, _NEXT, _NONCE_ATTR))
 _PLACEHOLDERS = re.compile(b"(\x00ck-[a-z-]+\x00)")
+#: The places in ``Renderer.banner_source`` that differ from visitor to visitor, and what
+#: they hold: ``{placeholder: name}``.
+PLACES = {_TOKEN: "csrf_token", _NEXT: "return_path"}
 _TOKEN_TTL = 600.0  # reuse an anti-forgery token this long (it is valid for two days)
 _CACHE_SIZE = 512
 # Filled-in tags kept, per (consent, language, page): about 9 KB each, so at most ~18 MB
@@ -144,6 +147,17 @@ class Renderer:
 
     def banner(self, consent: Consent, locale: str, next_path: str, token: str | None = None) -> Markup:
         """The banner (undecided) or the settings control (decided), for one visitor."""
+        html = self.banner_source(consent, locale)
+        if token is None:
+            token = self._token(consent.subject_id)
+        if next_path != _NEXT:
+            next_path = str(escape(next_path))
+        return Markup(html.replace(_TOKEN, token).replace(_NEXT, next_path))
+
+    def banner_source(self, consent: Consent, locale: str) -> str:
+        """The banner or settings control a visitor in ``consent`` sees in ``locale``, rendered
+        once and kept, with places for the anti-forgery token and the return path
+        (``PLACES``): the same string object for every visitor in the same state."""
         policy = self.policy
         gpc_off = policy.gpc_ids if consent.gpc and not consent.gpc_confirmed else frozenset()
         if consent.decided:
@@ -164,11 +178,7 @@ class Renderer:
         html = self._cache.get(key)
         if html is None:
             html = self._cache.put(key, self._render_banner(consent, locale, gpc_off, revised, checked))
-        if token is None:
-            token = self._token(consent.subject_id)
-        if next_path != _NEXT:
-            next_path = str(escape(next_path))
-        return Markup(html.replace(_TOKEN, token).replace(_NEXT, next_path))
+        return html
 
     def _render_banner(
         self,

@@ -29,6 +29,7 @@ ROW = (
     "p" * 64,
     "a" * 64,
     "b" * 64,
+    "c" * 64,  # shown_digest
     None,  # the salt, never exported
 )
 

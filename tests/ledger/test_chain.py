@@ -248,6 +248,9 @@ TAMPERING = [
         "hash",
         id="recorded-at-forwards",
     ),
+    pytest.param(
+        [f"UPDATE {L} SET shown_digest='{'a' * 64}' WHERE seq=2"], 2, "hash", id="shown-digest-added"
+    ),
     pytest.param(["DELETE FROM consentkit_pii_salts WHERE seq=2"], 2, "salt", id="salt-deleted"),
     pytest.param(
         ["UPDATE consentkit_pii_salts SET salt=zeroblob(32) WHERE seq=2"], 2, "personal", id="salt-changed"
@@ -256,7 +259,7 @@ TAMPERING = [
         [
             f"INSERT INTO {L} SELECT seq + 1, event_id || '-copy', recorded_at, subject_id, action, "
             "purposes, method, policy_revision, policy_version, policy_digest, locale, ip_prefix, "
-            f"user_agent, gpc, evidence, pii_digest, prev_hash, hash FROM {L} WHERE seq={N}",
+            f"user_agent, gpc, evidence, pii_digest, prev_hash, hash, shown_digest FROM {L} WHERE seq={N}",
             f"INSERT INTO consentkit_pii_salts SELECT seq + 1, salt FROM consentkit_pii_salts WHERE seq={N}",
         ],
         N + 1,

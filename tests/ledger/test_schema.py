@@ -21,13 +21,14 @@ import pytest
 from consentkit import LedgerCorrupt, open_ledger
 from consentkit.ledger import NewRecord
 from consentkit.ledger.daily import daily_counts_of_batch, daily_counts_of_rows, upsert_rows
-from consentkit.ledger.queries import INSERT_POLICY, INSERT_RECORD, INSERT_SALT, UPSERT_DAILY
+from consentkit.ledger.queries import INSERT_POLICY, INSERT_RECORD, INSERT_SALT, UPSERT_DAILY, Insert
 from consentkit.ledger.records import seal_batch
 from consentkit.ledger.schema import MIGRATIONS, SCHEMA_VERSION, Step, migrate
 from consentkit.ledger.sqlite import _transaction, path_from_url
 from consentkit.ledger.transaction import Transaction, run_sync
 
 OLDER_VERSIONS = range(1, SCHEMA_VERSION)
+RECORD_BEFORE_4 = Insert(INSERT_RECORD.head.replace(", shown_digest)", ")"), 18)
 
 
 def entries(n: int = 12) -> list[NewRecord]:
@@ -58,7 +59,10 @@ async def write_old_ledger(tx: Transaction, dialect: Any, version: int, batch: l
     first = batch[0]
     policy = (first.policy_digest, first.policy_revision, first.policy_version, first.policy_json)
     await tx.insert(INSERT_POLICY, [(*policy, sealed[0].recorded_at)])
-    await tx.insert(INSERT_RECORD, [r.row() for r in sealed])
+    if version >= 4:
+        await tx.insert(INSERT_RECORD, [r.row() for r in sealed])
+    else:  # before version 4, records had no shown_digest
+        await tx.insert(RECORD_BEFORE_4, [r.row()[:-1] for r in sealed])
     await tx.insert(INSERT_SALT, [(r.seq, r.pii_salt) for r in sealed])
     if version >= 2:  # from version 2 on, every commit keeps the per-day figures
         await tx.insert(UPSERT_DAILY, upsert_rows(daily_counts_of_batch(batch, sealed)))
@@ -224,17 +228,18 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 # -- migrations ---------------------------------------------------------------------------------
 
-# What a new ledger is made of, as ledgers have been made since schema version 3. Never edit a
+# What a new ledger is made of, as ledgers have been made since schema version 4. Never edit a
 # released version to change this: add the next version (schema.py), and this with it.
 RELEASED_SCHEMA = {
     "sqlite": [
         "consentkit_audit_log(id INTEGER PK, at TEXT NOT NULL, user TEXT, ip_prefix TEXT, method TEXT NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL)",
         "consentkit_checkpoints(id INTEGER PK, size INTEGER NOT NULL, root BLOB NOT NULL, tail_root BLOB, note TEXT NOT NULL, made_at TEXT NOT NULL)",
         "consentkit_daily(day TEXT NOT NULL PK, metric TEXT NOT NULL PK, count INTEGER NOT NULL)",
-        "consentkit_ledger(seq INTEGER PK, event_id TEXT NOT NULL, recorded_at TEXT NOT NULL, subject_id TEXT, action TEXT NOT NULL, purposes TEXT NOT NULL, method TEXT NOT NULL, policy_revision INTEGER NOT NULL, policy_version TEXT NOT NULL, policy_digest TEXT NOT NULL, locale TEXT NOT NULL, ip_prefix TEXT, user_agent TEXT, gpc INTEGER NOT NULL, evidence TEXT, pii_digest TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
+        "consentkit_ledger(seq INTEGER PK, event_id TEXT NOT NULL, recorded_at TEXT NOT NULL, subject_id TEXT, action TEXT NOT NULL, purposes TEXT NOT NULL, method TEXT NOT NULL, policy_revision INTEGER NOT NULL, policy_version TEXT NOT NULL, policy_digest TEXT NOT NULL, locale TEXT NOT NULL, ip_prefix TEXT, user_agent TEXT, gpc INTEGER NOT NULL, evidence TEXT, pii_digest TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, shown_digest TEXT)",
         "consentkit_meta(key TEXT PK, value TEXT NOT NULL)",
         "consentkit_pii_salts(seq INTEGER PK, salt BLOB NOT NULL)",
         "consentkit_policies(digest TEXT PK, revision INTEGER NOT NULL, version TEXT NOT NULL, policy TEXT NOT NULL, first_seen TEXT NOT NULL)",
+        "consentkit_shown(digest TEXT PK, content TEXT NOT NULL, first_seen TEXT NOT NULL)",
         "consentkit_tree_chunks(chunk INTEGER PK, root BLOB NOT NULL)",
         "CREATE INDEX consentkit_ledger_hash ON consentkit_ledger (hash)",
         "CREATE INDEX consentkit_ledger_subject ON consentkit_ledger (subject_id)",
@@ -242,16 +247,18 @@ RELEASED_SCHEMA = {
         "sqlite_autoindex_consentkit_ledger_1",
         "sqlite_autoindex_consentkit_meta_1",
         "sqlite_autoindex_consentkit_policies_1",
+        "sqlite_autoindex_consentkit_shown_1",
     ],
     "postgres": [
         "consentkit_audit_log(id bigint NOT NULL, at text NOT NULL, user text, ip_prefix text, method text NOT NULL, path text NOT NULL, status integer NOT NULL)",
         "consentkit_checkpoints(id bigint NOT NULL, size bigint NOT NULL, root bytea NOT NULL, tail_root bytea, note text NOT NULL, made_at text NOT NULL)",
         "consentkit_daily(day text NOT NULL, metric text NOT NULL, count bigint NOT NULL)",
         "consentkit_head(id integer NOT NULL, seq bigint NOT NULL, hash text NOT NULL, recorded_at text NOT NULL)",
-        "consentkit_ledger(seq bigint NOT NULL, event_id text NOT NULL, recorded_at text NOT NULL, subject_id text, action text NOT NULL, purposes text NOT NULL, method text NOT NULL, policy_revision integer NOT NULL, policy_version text NOT NULL, policy_digest text NOT NULL, locale text NOT NULL, ip_prefix text, user_agent text, gpc boolean NOT NULL, evidence text, pii_digest text NOT NULL, prev_hash text NOT NULL, hash text NOT NULL)",
+        "consentkit_ledger(seq bigint NOT NULL, event_id text NOT NULL, recorded_at text NOT NULL, subject_id text, action text NOT NULL, purposes text NOT NULL, method text NOT NULL, policy_revision integer NOT NULL, policy_version text NOT NULL, policy_digest text NOT NULL, locale text NOT NULL, ip_prefix text, user_agent text, gpc boolean NOT NULL, evidence text, pii_digest text NOT NULL, prev_hash text NOT NULL, hash text NOT NULL, shown_digest text)",
         "consentkit_meta(key text NOT NULL, value text NOT NULL)",
         "consentkit_pii_salts(seq bigint NOT NULL, salt bytea NOT NULL)",
         "consentkit_policies(digest text NOT NULL, revision integer NOT NULL, version text NOT NULL, policy text NOT NULL, first_seen text NOT NULL)",
+        "consentkit_shown(digest text NOT NULL, content text NOT NULL, first_seen text NOT NULL)",
         "consentkit_tree_chunks(chunk bigint NOT NULL, root bytea NOT NULL)",
         "CREATE UNIQUE INDEX consentkit_audit_log_pkey ON consentkit_audit_log USING btree (id)",
         "CREATE UNIQUE INDEX consentkit_checkpoints_pkey ON consentkit_checkpoints USING btree (id)",
@@ -265,6 +272,7 @@ RELEASED_SCHEMA = {
         "CREATE UNIQUE INDEX consentkit_meta_pkey ON consentkit_meta USING btree (key)",
         "CREATE UNIQUE INDEX consentkit_pii_salts_pkey ON consentkit_pii_salts USING btree (seq)",
         "CREATE UNIQUE INDEX consentkit_policies_pkey ON consentkit_policies USING btree (digest)",
+        "CREATE UNIQUE INDEX consentkit_shown_pkey ON consentkit_shown USING btree (digest)",
         "CREATE UNIQUE INDEX consentkit_tree_chunks_pkey ON consentkit_tree_chunks USING btree (chunk)",
         "consentkit_audit_log.consentkit_audit_log_pkey: PRIMARY KEY (id)",
         "consentkit_checkpoints.consentkit_checkpoints_pkey: PRIMARY KEY (id)",
@@ -276,13 +284,14 @@ RELEASED_SCHEMA = {
         "consentkit_meta.consentkit_meta_pkey: PRIMARY KEY (key)",
         "consentkit_pii_salts.consentkit_pii_salts_pkey: PRIMARY KEY (seq)",
         "consentkit_policies.consentkit_policies_pkey: PRIMARY KEY (digest)",
+        "consentkit_shown.consentkit_shown_pkey: PRIMARY KEY (digest)",
         "consentkit_tree_chunks.consentkit_tree_chunks_pkey: PRIMARY KEY (chunk)",
     ],
 }
 
 
 async def test_a_new_ledger_is_made_as_ledgers_of_this_version_always_were(backend):
-    assert SCHEMA_VERSION == 3, "a new version: describe what it makes in RELEASED_SCHEMA"
+    assert SCHEMA_VERSION == 4, "a new version: describe what it makes in RELEASED_SCHEMA"
     url = backend.new_url()
     ledger = open_ledger(url)
     try:
