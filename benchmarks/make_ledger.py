@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import random
 import sqlite3
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,7 +45,9 @@ def banners(policy: Policy) -> dict[tuple[str, bool], Shown]:
     """What the first banner shows in each language, with and without a GPC signal: the kit's
     own rendering, as its decisions record it."""
     kit = ConsentKit(
-        policy=policy, secret_keys=["make-ledger-secret-0123456789abcdef"], ledger="sqlite:///:memory:"
+        policy=policy,
+        secret_keys=["make-ledger-secret-0123456789abcdef"],
+        ledger=f"sqlite:///{tempfile.gettempdir()}/make-ledger-unused.db",
     )
     shown = ShownContents(kit.renderer)
     return {

@@ -14,30 +14,23 @@ touching a record; each is checked here against the records or its digest:
 - the desk's **last verification** (its "intact" badge): the head it names must be the hash of
   the record it names.
 
-One aggregate query reads what the records say about all of these, grouped by the few values
-that vary (day, action, method, decision, policy, shown content), so the database does the
-counting and this costs a fraction of the chain's own pass.
+What the records say about all of these comes from the chain's own pass, which reads every
+record anyway: it counts the records of each (day, action, method, decision, policy, shown
+content) group (``ChainVerifier.groups``), a few thousand for a year, and this adds them up.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .daily import Counts, add_daily
-from .vocabulary import Action
 
 if TYPE_CHECKING:
     from .base import Ledger
 
-# What the records say, grouped; erase records keep their evidence (how many they erased).
-_AGGREGATE = (
-    "SELECT substr(recorded_at, 1, 10), action, method, gpc, purposes, policy_digest, shown_digest, "
-    f"CASE WHEN action = '{Action.ERASE.value}' THEN evidence END, COUNT(*) "
-    "FROM consentkit_ledger GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
-)
 _TEXTS = {
     "policy text": "SELECT digest, policy FROM consentkit_policies",
     "shown content": "SELECT digest, content FROM consentkit_shown",
@@ -57,8 +50,8 @@ class _Tally:
         self.accounted = 0  # records the erase records say they de-identified
         self.problems: list[str] = []
 
-    def add(self, group: Iterable[Any]) -> None:
-        day, action, method, gpc, purposes, policy, shown, erased, n = group
+    def add(self, group: Iterable[Any], n: int) -> None:
+        day, action, method, gpc, purposes, policy, shown, erased = group
         self.named["policy text"].add(policy)
         if shown is not None:
             self.named["shown content"].add(shown)
@@ -73,14 +66,15 @@ class _Tally:
         add_daily(self.daily, day, action, method, bool(gpc), decision, int(n))
 
 
-async def check_coverage(ledger: Ledger, erased: int) -> list[str]:
+async def check_coverage(ledger: Ledger, erased: int, groups: Mapping[tuple[Any, ...], int]) -> list[str]:
     """What is wrong with everything the auditor is shown beside the records (nothing: ``[]``).
 
-    ``erased`` is how many de-identified records the chain pass found (``VerifyReport.erased``).
+    ``erased`` and ``groups`` are what the chain's pass over every record found
+    (``VerifyReport.erased``, ``ChainVerifier.groups``).
     """
     tally = _Tally()
-    for group in await ledger._select(_AGGREGATE):
-        tally.add(group)
+    for group, n in groups.items():
+        tally.add(group, n)
     problems = tally.problems
     for kind, sql in _TEXTS.items():
         stored = set()
@@ -130,5 +124,8 @@ async def _last_verify_problems(ledger: Ledger) -> list[str]:
         return []
     rows = await ledger._select("SELECT hash FROM consentkit_ledger WHERE seq = ?", (records,))
     if not rows or rows[0][0] != head:
-        return [f"the desk's last verification names head {head[:16]}… at record {records}, which the chain does not have"]
+        return [
+            f"the desk's last verification names head {head[:16]}… at record {records}, "
+            "which the chain does not have"
+        ]
     return []

@@ -43,6 +43,10 @@ class ChainVerifier:
         self._last_time = ""
         self.bad_seq: int | None = None
         self.problem: str | None = None
+        # How many records share each (day, action, method, gpc, decision, policy, shown content,
+        # an erasure's evidence): what the figures and texts beside the chain must agree with
+        # (``coverage.py``). A few thousand groups for a year, however many records.
+        self.groups: dict[tuple[Any, ...], int] = {}
 
     def feed(self, r: LedgerRecord) -> bool:
         """Check one record; ``False`` once a problem has been found."""
@@ -66,6 +70,7 @@ class ChainVerifier:
         expected_seq = self._expected_seq
         head = self.head
         last_time = self._last_time
+        groups = self.groups
         for row in rows:
             (seq, event_id, recorded_at, subject, action, purposes, method, revision, version,
              digest, locale, ip, ua, gpc, evidence, pii, prev, hsh, shown, salt) = row  # fmt: skip
@@ -110,6 +115,9 @@ class ChainVerifier:
                 self.bad_seq, self.problem = (expected_seq if missing else seq), problem
                 break
             self.count += 1
+            group = (recorded_at[:10], action, method, gpc, purposes, digest, shown,
+                     evidence if action == "erase" else None)  # fmt: skip
+            groups[group] = groups.get(group, 0) + 1
             head = hsh
             expected_seq = seq + 1
             last_time = recorded_at

@@ -12,6 +12,7 @@ from conftest import decide, make_app
 from http_helpers import serve
 
 from consentkit.ledger.coverage import check_coverage
+from consentkit.ledger.verify import ChainVerifier
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from test_cli_proofs import raw  # noqa: E402  (the same operator's hand on both backends)
@@ -34,9 +35,11 @@ async def kit_on(make_kit, any_ledger_url):
 
 
 async def problems(kit) -> list[str]:
-    report = await kit.ledger.verify()
+    verifier = ChainVerifier()
+    await kit.ledger.feed_verifier(verifier)
+    report = verifier.report()
     assert report.ok, report.problem
-    return await check_coverage(kit.ledger, report.erased)
+    return await check_coverage(kit.ledger, report.erased, verifier.groups)
 
 
 async def test_an_honest_ledger_is_covered_with_its_erasure_accounted_for(kit_on):
@@ -64,7 +67,14 @@ async def test_an_honest_ledger_is_covered_with_its_erasure_accounted_for(kit_on
         ),
         (("DELETE FROM consentkit_daily WHERE metric = ?", [("action:reject_all",)]), "action:reject_all"),
     ],
-    ids=["policy-edited", "policy-deleted", "shown-edited", "shown-deleted", "figure-raised", "figure-deleted"],
+    ids=[
+        "policy-edited",
+        "policy-deleted",
+        "shown-edited",
+        "shown-deleted",
+        "figure-raised",
+        "figure-deleted",
+    ],
 )
 async def test_each_edit_of_what_the_auditor_is_shown_is_found(kit_on, statement, found):
     kit, url = kit_on
