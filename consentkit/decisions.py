@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .canonical import canonical_json
 from .consent import Consent, evaluate
 from .cookie import StoredDecision, new_subject_id
-from .errors import InvalidRecordError
+from .errors import IdempotencyKeyReused, InvalidRecordError
 from .ledger import Ledger, LedgerRecord, NewRecord
 from .ledger.vocabulary import RECORD_ACTIONS, RECORD_METHODS, Action, Method
 from .policy import PURPOSE_ID_PATTERN, Policy
@@ -90,19 +90,31 @@ class Decisions:
         self.ledger = ledger
         self.shown = shown
 
-    async def decide(self, choice: Choice, before: Consent, facts: RequestFacts) -> Outcome:
-        """Record a visitor's choice durably; then what the cookie and the page may say."""
+    async def decide(
+        self, choice: Choice, before: Consent, facts: RequestFacts, key: str | None = None
+    ) -> Outcome:
+        """Record a visitor's choice durably; then what the cookie and the page may say.
+
+        ``key`` (the request's ``Idempotency-Key``): a decision sent again with the key of one
+        already recorded in the last day writes nothing and gets the first one's outcome.
+        """
         policy = self.policy
         known = remembered(before)
         subject = known.subject_id if known is not None else new_subject_id()
         purposes = {pid: pid in choice.granted for pid in policy.ids}
         shown = self.shown(before, facts.locale) if self.shown is not None else None
-        record = await self.ledger.append(
-            self.new_record(subject, choice.action, purposes, choice.method, facts, shown=shown)
-        )
+        entry = self.new_record(subject, choice.action, purposes, choice.method, facts, shown=shown, key=key)
+        record = await self.ledger.append(entry)
+        if record.event_id != entry.event_id:  # a repeat: the first decision's outcome
+            if record.action != choice.action or record.purposes != purposes:
+                raise IdempotencyKeyReused(
+                    "this Idempotency-Key was already used for a different decision; "
+                    "send a new key with each new decision"
+                )
+            subject = record.subject_id or subject
         stored = StoredDecision(
             subject_id=subject,
-            revision=policy.revision,
+            revision=record.policy_revision,
             granted=frozenset(p for p in policy.optional_ids if purposes[p]),
             denied=frozenset(p for p in policy.optional_ids if not purposes[p]),
             decided_at=int(datetime.fromisoformat(record.recorded_at).timestamp()),
@@ -142,9 +154,10 @@ class Decisions:
         evidence: Mapping[str, Any] | None = None,
         *,
         shown: Shown | None = None,
+        key: str | None = None,
     ) -> NewRecord:
         """A record under the current policy (``shown``: what the visitor was shown, if
-        anything of ours)."""
+        anything of ours; ``key``: the decision's idempotency key)."""
         policy = self.policy
         return NewRecord(
             subject_id=subject_id,
@@ -163,6 +176,7 @@ class Decisions:
             evidence=evidence,
             shown_digest=None if shown is None else shown.digest,
             shown_json=None if shown is None else shown.content,
+            idempotency_key=key,
         )
 
 

@@ -47,6 +47,11 @@ class InvalidRecordError(ConsentkitError, ValueError):
     """``kit.record`` was given something that cannot be recorded (nothing was written)."""
 
 
+class IdempotencyKeyReused(ConsentkitError):
+    """A decision repeated an ``Idempotency-Key`` whose first decision was a different one
+    (nothing was written): a key names one decision, sent again only to retry it."""
+
+
 class LedgerError(ConsentkitError):
     """Something is wrong with the consent ledger."""
 
@@ -55,6 +60,13 @@ class LedgerUnavailable(LedgerError):
     """The ledger cannot be written right now (database down, disk full, locked too long).
 
     Decisions answer 503 and no cookie is set; the visitor can try again.
+    """
+
+
+class LedgerOutcomeUnknown(LedgerError):
+    """A write was sent to be committed, the connection was lost before the answer came, and the
+    database did not come back in time to tell whether it was committed. Not a LedgerUnavailable:
+    the record may well be in the ledger, so the visitor must not be told it is not.
     """
 
 

@@ -780,3 +780,26 @@ def test_a_network_failure_falls_back_to_the_plain_form(new_page, records):
     expect_visible(page, SETTINGS)
     [record] = records()
     assert (record.action, record.method) == ("reject_all", "no_js_form")
+
+
+def test_a_lost_answer_is_sent_again_with_the_same_key_and_recorded_once(new_page, records):
+    page = new_page()
+    visit(page)
+    keys: list[str | None] = []
+
+    def flaky(route: Any) -> None:
+        if route.request.method != "POST":
+            return route.continue_()
+        keys.append(route.request.headers.get("idempotency-key"))
+        # The first answer is lost on the way back: the decision was recorded, the widget never
+        # heard. It sends it again with the same key and gets the first outcome.
+        response = route.fetch()
+        return route.abort() if len(keys) == 1 else route.fulfill(response=response)
+
+    page.route("**/consent", flaky)
+    with deciding(page):
+        first_layer(page, "Accept all").click()
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1]
+    [record] = records()
+    assert (record.action, record.method) == ("accept_all", "banner")
+    assert counters(page) == {"analytics": 1, "ads": 1}

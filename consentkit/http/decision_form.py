@@ -9,6 +9,7 @@ becomes a :class:`~consentkit.decisions.Choice` for the one decision path.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +23,10 @@ from ..policy import Policy
 from .csrf import CsrfGuard
 from .paths import is_safe_next, same_site_referer
 
-FORM_FIELDS = frozenset({"action", "granted", "next", "csrf_token"})
+FORM_FIELDS = frozenset({"action", "granted", "next", "csrf_token", "idempotency_key"})
 JSON_FIELDS = frozenset({"action", "granted", "method", "next"})
 MAX_FIELDS = 100
+_KEY = re.compile(r"[A-Za-z0-9._:~-]{8,255}")
 
 
 class BadDecision(Exception):
@@ -45,6 +47,7 @@ class DecisionForm:
     choice: Choice
     next: str
     json: bool
+    key: str | None = None  # the Idempotency-Key (header, or the form's idempotency_key field)
 
 
 class DecisionReader:
@@ -116,7 +119,31 @@ class DecisionReader:
         elif not isinstance(nxt, str) or not is_safe_next(nxt):
             raise BadDecision(400, "bad_next", "next must be a path on this site, such as /privacy", is_json)
         choice = Choice.of(policy, Action(action), frozenset(requested), method)
-        return DecisionForm(choice=choice, next=nxt, json=is_json)
+        return DecisionForm(choice=choice, next=nxt, json=is_json, key=_key(fields, headers, is_json))
+
+
+def _key(fields: dict[str, Any], headers: Mapping[str, str], is_json: bool) -> str | None:
+    """The decision's idempotency key: the ``Idempotency-Key`` header (an RFC 8941 string, quoted
+    or not) or the form's ``idempotency_key`` field; at most one of them, or both the same."""
+    given = {v for v in (headers.get("idempotency-key"), fields.get("idempotency_key")) if v is not None}
+    if not given:
+        return None
+    key = given.pop()
+    if given or not isinstance(key, str):
+        raise BadDecision(
+            400, "bad_idempotency_key", "give one idempotency key, in the header or the form", is_json
+        )
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if not _KEY.fullmatch(key):
+        raise BadDecision(
+            400,
+            "bad_idempotency_key",
+            "Idempotency-Key must be 8 to 255 characters of letters, digits and -._:~ "
+            "(a random UUID is best)",
+            is_json,
+        )
+    return key
 
 
 async def _read_text(request: Request, headers: Mapping[str, str], limit: int, is_json: bool) -> str:

@@ -15,7 +15,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..consent import Consent
 from ..cookie import ConsentCookie
 from ..decisions import Decisions, remembered
-from ..errors import LedgerCorrupt, LedgerError, LedgerUnavailable
+from ..errors import (
+    IdempotencyKeyReused,
+    LedgerCorrupt,
+    LedgerError,
+    LedgerOutcomeUnknown,
+    LedgerUnavailable,
+)
 from ..firewall import CookieFirewall
 from ..ledger import Ledger
 from ..policy import Policy
@@ -201,7 +207,22 @@ class Endpoints:
                 return response
         try:
             facts = self.facts.at(request, before.gpc, address)
-            outcome = await self.decisions.decide(form.choice, before, facts)
+            outcome = await self.decisions.decide(form.choice, before, facts, form.key)
+        except IdempotencyKeyReused as exc:
+            if limit is not None:
+                limit.release(key)
+            return error(request.headers, 422, "idempotency_key_reused", str(exc), json_body=form.json)
+        except LedgerOutcomeUnknown as exc:
+            # Maybe recorded: not a 503, which says "not recorded"; no cookie, nor a refund.
+            log.error("decision's outcome unknown, answering 500: %s", exc)
+            return error(
+                request.headers,
+                500,
+                "outcome_unknown",
+                "we could not confirm whether your choice was recorded; please check your choices "
+                "in a minute before trying again",
+                json_body=form.json,
+            )
         except (LedgerUnavailable, LedgerCorrupt) as exc:
             if limit is not None:
                 limit.release(key)  # nothing was recorded: it does not count

@@ -125,6 +125,14 @@ INSERT_POLICY = Insert(
 INSERT_SHOWN = Insert(
     "INSERT INTO consentkit_shown (digest, content, first_seen)", 3, " ON CONFLICT (digest) DO NOTHING"
 )
+# Idempotency keys: the record each key's first decision wrote, for a day (``transaction.py``).
+INSERT_KEY = Insert(
+    "INSERT INTO consentkit_idempotency (key, seq, created_at)",
+    3,
+    # A key older than a day that was not swept yet is reused as a new one.
+    " ON CONFLICT (key) DO UPDATE SET seq = excluded.seq, created_at = excluded.created_at",
+)
+FORGET_OLD_KEYS = "DELETE FROM consentkit_idempotency WHERE created_at < ?"
 UPSERT_DAILY = Insert(
     "INSERT INTO consentkit_daily (day, metric, count)",
     3,

@@ -144,6 +144,9 @@ class NewRecord:
     # and the content itself, stored once per digest (``consentkit/ui/shown.py``).
     shown_digest: str | None = None
     shown_json: str | None = None
+    # The decision's Idempotency-Key: a repeat of a key already written is not written again,
+    # and gets the first record back (``transaction.py``).
+    idempotency_key: str | None = None
     purposes_json: str = field(init=False)
     evidence_json: str | None = field(init=False)
     salt: bytes = field(init=False)

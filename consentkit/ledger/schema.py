@@ -191,7 +191,8 @@ MIGRATIONS: dict[int, tuple[Step | DataStep, ...]] = {
     # 4: what the visitor was shown (CNIL 2020-092): each record names the banner and preference
     # center it was decided on by digest (null where nothing of ours was shown, and in the
     # records written before this version, whose hashes did not commit to it); each distinct
-    # content is stored once. ``verify`` checks every content against its digest.
+    # content is stored once. ``verify`` checks every content against its digest. And the
+    # idempotency keys of decisions.
     4: (
         _add_shown_digest,
         both("""CREATE TABLE IF NOT EXISTS consentkit_shown (
@@ -199,6 +200,17 @@ MIGRATIONS: dict[int, tuple[Step | DataStep, ...]] = {
     content TEXT NOT NULL,
     first_seen TEXT NOT NULL
 )"""),
+        # Idempotency keys (``Idempotency-Key``): the record a key's first decision wrote, so that
+        # a repeat within a day answers it and writes nothing (``transaction.py``).
+        both("""CREATE TABLE IF NOT EXISTS consentkit_idempotency (
+    key TEXT PRIMARY KEY,
+    seq {int8} NOT NULL,
+    created_at TEXT NOT NULL
+)"""),
+        both(
+            "CREATE INDEX IF NOT EXISTS consentkit_idempotency_created_at "
+            "ON consentkit_idempotency (created_at)"
+        ),
     ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from datetime import datetime, timedelta
 from typing import Any, TypeAlias, TypeVar
 from urllib.parse import quote, quote_plus
 
@@ -20,8 +21,10 @@ from ..errors import SubjectNotFound
 from .daily import daily_counts_of_batch, upsert_rows
 from .queries import (
     FORGET_IN_ACCESS_LOG,
+    FORGET_OLD_KEYS,
     FORGET_PERSONAL_FIELDS,
     FORGET_SALTS,
+    INSERT_KEY,
     INSERT_POLICY,
     INSERT_RECORD,
     INSERT_SALT,
@@ -31,9 +34,13 @@ from .queries import (
     RecordFilter,
     select_records,
 )
-from .records import LedgerRecord, NewRecord, as_record_row, erasure_record, seal_batch
+from .records import LedgerRecord, NewRecord, as_record_row, erasure_record, seal_batch, utc_timestamp
 
 T = TypeVar("T")
+#: How long a decision's idempotency key is remembered (the IETF draft's advice: a day at least).
+KEY_LIFETIME = timedelta(hours=24)
+# Keys older than that are deleted when a batch crosses a multiple of this many records.
+_SWEEP_EVERY = 1024
 #: The chain's last record as ``(seq, hash, recorded_at)``, or None for an empty chain.
 Head: TypeAlias = tuple[int, str, str] | None
 
@@ -134,6 +141,16 @@ async def append_records(tx: Transaction, entries: list[NewRecord], texts: Store
 async def _append_after(
     tx: Transaction, head: Head, entries: list[NewRecord], texts: StoredTexts
 ) -> list[LedgerRecord]:
+    """Write ``entries`` after ``head``; the result holds one record per entry, in order: the
+    one written, or for a repeated idempotency key the one its first decision wrote."""
+    if any(e.idempotency_key is not None for e in entries):
+        return await _append_keyed(tx, head, entries, texts)
+    return await _write(tx, head, entries, texts)
+
+
+async def _write(
+    tx: Transaction, head: Head, entries: list[NewRecord], texts: StoredTexts
+) -> list[LedgerRecord]:
     sealed = seal_batch(entries, head)
     first_seen = sealed[0].recorded_at
     new_policies = texts.missing_policies(entries)
@@ -155,6 +172,62 @@ async def _append_after(
     await tx.insert(UPSERT_DAILY, upsert_rows(daily_counts_of_batch(entries, sealed)))
     await tx.move_head(sealed[-1])
     return sealed
+
+
+async def _append_keyed(
+    tx: Transaction, head: Head, entries: list[NewRecord], texts: StoredTexts
+) -> list[LedgerRecord]:
+    """Append a batch in which some entries carry an idempotency key.
+
+    Looked up in the same transaction that writes, under the chain's lock: a key already
+    written in the last day — or twice in one batch — is written once, and its repeats get the
+    first record. Nothing else changes for the batch: one repeated key never fails the others.
+    """
+    at = sealed_time(head)
+    keys = {e.idempotency_key for e in entries if e.idempotency_key is not None}
+    marks = ",".join("?" * len(keys))
+    rows = await tx.fetch(
+        f"SELECT key, seq FROM consentkit_idempotency WHERE key IN ({marks}) AND created_at >= ?",
+        (*keys, day_before(at)),
+    )
+    first_seq: dict[str, int] = {str(key): int(seq) for key, seq in rows}
+    fresh: list[NewRecord] = []
+    for e in entries:
+        if e.idempotency_key is None or e.idempotency_key not in first_seq:
+            fresh.append(e)
+            if e.idempotency_key is not None:
+                first_seq[e.idempotency_key] = -1  # written by this batch: later ones repeat it
+    written = await _write(tx, head, fresh, texts) if fresh else []
+    by_event = {r.event_id: r for r in written}
+    new_keys = [
+        (e.idempotency_key, r.seq, r.recorded_at)
+        for e, r in zip(fresh, written, strict=True)
+        if e.idempotency_key
+    ]
+    if new_keys:
+        await tx.insert(INSERT_KEY, new_keys)
+        first_seq.update((key, seq) for key, seq, _ in new_keys)
+    if written and (written[0].seq - 1) // _SWEEP_EVERY != written[-1].seq // _SWEEP_EVERY:
+        await tx.execute(FORGET_OLD_KEYS, (day_before(at),))  # now and then, not per batch
+    return [
+        by_event.get(e.event_id) or await _record_at(tx, first_seq[str(e.idempotency_key)]) for e in entries
+    ]
+
+
+async def _record_at(tx: Transaction, seq: int) -> LedgerRecord:
+    sql, params = select_records(RecordFilter(first_seq=seq, last_seq=seq))
+    (row,) = await tx.fetch(sql, tuple(params))
+    return LedgerRecord.from_row(as_record_row(row))
+
+
+def sealed_time(head: Head) -> str:
+    """The ``recorded_at`` the next batch after ``head`` will get (``seal_batch``'s rule)."""
+    return max(utc_timestamp(), head[2] if head is not None else "")
+
+
+def day_before(recorded_at: str) -> str:
+    """``recorded_at`` less ``KEY_LIFETIME``, in the same format (they compare as text)."""
+    return utc_timestamp(datetime.fromisoformat(recorded_at.replace("Z", "+00:00")) - KEY_LIFETIME)
 
 
 async def erase_subject(tx: Transaction, subject_id: str, texts: StoredTexts) -> LedgerRecord:

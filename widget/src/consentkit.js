@@ -219,6 +219,11 @@
     if (control) control.focus();
   };
 
+  const idempotencyKey = () =>
+    window.crypto && crypto.randomUUID
+      ? crypto.randomUUID()
+      : Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
+
   // Decisions without reload: the form's submit is sent as JSON with fetch.
   const handleSubmit = async (event) => {
     const form = event.target;
@@ -230,11 +235,14 @@
     announce("");
     let response;
     let answer = {};
-    try {
-      response = await fetch(endpoint, {
+    // One key per decision (the IETF Idempotency-Key): sent again, the server answers the first
+    // outcome and records the decision once, however many times the network made us send it.
+    const key = idempotencyKey();
+    const post = () =>
+      fetch(endpoint, {
         method: "POST",
         credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        headers: { "Content-Type": "application/json", Accept: "application/json", "Idempotency-Key": key },
         body: JSON.stringify({
           action: button.value,
           granted: findAll("input[name=granted]:checked:not(:disabled)", form).map((input) => input.value),
@@ -242,12 +250,19 @@
           method: find("[name=granted]", form) ? "preferences" : "banner",
         }),
       });
-    } catch {
-      // Network failure: the browser posts the plain form instead (the no-JS path). The clicked
-      // button's name and value would be lost with form.submit(), so they go in a hidden field.
-      if (button.name) {
-        form.append(Object.assign(createElement("input"), { type: "hidden", name: button.name, value: button.value }));
+    try {
+      try {
+        response = await post();
+      } catch {
+        response = await post(); // a network failure: once more, with the same key
       }
+    } catch {
+      // Still no answer: the browser posts the plain form instead (the no-JS path), with the same
+      // key. The clicked button's name and value would be lost with form.submit(), so they go in
+      // hidden fields too.
+      const hidden = (name, value) => form.append(Object.assign(createElement("input"), { type: "hidden", name, value }));
+      if (button.name) hidden(button.name, button.value);
+      hidden("idempotency_key", key);
       return form.submit();
     }
     try {
