@@ -20,6 +20,19 @@ if TYPE_CHECKING:
     from .keys import SigningKey
 
 
+def last_written(result: object) -> LedgerRecord | None:
+    """The record of highest ``seq`` a write returned (an append's batch, an erasure's record):
+    if the write committed, that one is in the ledger under this ``seq`` and ``hash``; if not, it
+    is not (a hash commits to its place in the chain). What a backend looks up when a COMMIT's
+    answer was lost. (A repeated idempotency key's record is older, and there either way.)"""
+    if isinstance(result, LedgerRecord):
+        return result
+    if isinstance(result, list) and result and all(isinstance(r, LedgerRecord) for r in result):
+        last: LedgerRecord = max(result, key=lambda r: int(r.seq))
+        return last
+    return None
+
+
 class Ledger(abc.ABC):
     """An append-only, hash-chained consent ledger."""
 

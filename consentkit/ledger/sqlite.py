@@ -25,8 +25,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigurationError, LedgerCorrupt, LedgerNotFound, LedgerUnavailable
-from .base import Ledger
+from ..errors import ConfigurationError, LedgerCorrupt, LedgerError, LedgerNotFound, LedgerUnavailable
+from .base import Ledger, last_written
 from .queries import Insert, RecordFilter, select_records
 from .records import LedgerRecord, NewRecord
 from .schema import migrate
@@ -106,17 +106,52 @@ def _transaction(conn: sqlite3.Connection, work: Work[T]) -> tuple[T, Transactio
     tx = _SQLiteTransaction(conn)
     try:
         result = run_sync(work(tx))
-        conn.execute("COMMIT")
     except BaseException:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        _rollback(conn)
+        raise _CommitFailed(result, tx, exc) from exc
     return result, tx
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+class _CommitFailed(LedgerUnavailable):
+    """COMMIT itself failed (full disk, I/O error): the work was done, and whether it is in the
+    file must be looked up, not assumed (see ``SQLiteLedger._after_failed_commit``)."""
+
+    def __init__(self, result: Any, tx: Transaction, exc: sqlite3.Error) -> None:
+        super().__init__(f"the consent ledger could not be written: {exc}")
+        self.result = result
+        self.tx = tx
 
 
 def _not_sqlite(exc: sqlite3.DatabaseError) -> bool:
     return "not a database" in str(exc) or "malformed" in str(exc)
+
+
+def _check_writable(conn: sqlite3.Connection, path: Path) -> None:
+    """LedgerUnavailable if SQLite opened the file read-only.
+
+    When the file cannot be opened for writing, SQLite silently opens it read-only, and reading
+    the schema and even ``BEGIN IMMEDIATE`` succeed; only a statement that writes fails. A write
+    that changes nothing, rolled back, tells, so that such a connection is never kept.
+    """
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM consentkit_meta WHERE 0")
+        finally:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        raise LedgerUnavailable(f"the ledger {path} cannot be written now: {exc}") from exc
 
 
 class SQLiteLedger(Ledger):
@@ -208,11 +243,21 @@ class SQLiteLedger(Ledger):
             conn = self._connect()
             try:
                 self._check_schema(conn)
+                _check_writable(conn, self.path)
             except BaseException:
                 conn.close()
                 raise
             self._wconn = conn
         return self._wconn
+
+    def _drop_writer(self) -> None:
+        """Forget the writer's connection after a failure that can pass (read-only file, full
+        disk, I/O error): the next attempt opens a new one, which sees the file as it is then.
+        A connection SQLite opened read-only stays read-only for its whole life."""
+        conn, self._wconn = self._wconn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     async def open(self) -> None:
         """Create or check the file now (else it happens on the first write)."""
@@ -316,10 +361,41 @@ class SQLiteLedger(Ledger):
         conn = self._writer_conn()
         try:
             result, tx = _transaction(conn, work)
-        except sqlite3.Error as exc:
+        except _CommitFailed as failed:
+            self._drop_writer()
+            result, tx = self._after_failed_commit(failed)
+        except (sqlite3.Error, LedgerUnavailable) as exc:
+            self._drop_writer()
+            if isinstance(exc, LedgerUnavailable):
+                raise
             raise LedgerUnavailable(f"the consent ledger could not be written: {exc}") from exc
         self._committed(tx)
         return result
+
+    def _after_failed_commit(self, failed: _CommitFailed) -> tuple[Any, Transaction]:
+        """The result of a transaction whose COMMIT raised, if its records are in the file anyway
+        (a 503 must mean "not recorded"); else ``failed`` itself.
+
+        In WAL mode a failed COMMIT leaves nothing that readers see, so this finds nothing in
+        practice; it is the same rule as PostgreSQL's, where a lost COMMIT may have committed.
+        """
+        last = last_written(failed.result)
+        if last is None:
+            raise failed
+        try:
+            conn = self._connect()
+            try:
+                found = conn.execute(
+                    "SELECT count(*) FROM consentkit_ledger WHERE seq = ? AND hash = ?", (last.seq, last.hash)
+                ).fetchone()[0]
+            finally:
+                conn.close()
+        except (sqlite3.Error, LedgerError) as exc:
+            raise failed from exc
+        if not found:
+            raise failed
+        log.warning("the ledger's COMMIT reported an error, but its records are stored: %s", failed)
+        return failed.result, failed.tx
 
     async def _after_erase(self) -> None:
         """Copy the write-ahead log into the file and empty it: until then the WAL still holds
