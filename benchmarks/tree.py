@@ -10,7 +10,9 @@ What is timed:
 1. the root of all records, streamed from their hex hashes (``TreeBuilder.extend_record_hashes``,
    what a backend runs over its rows) and from leaf hashes already made (``extend``);
 2. the chunk roots of every complete chunk (a one-off backfill; a live ledger adds one per
-   ``2**chunk_bits`` appends), then the root from the chunk roots and the partial chunk;
+   ``2**chunk_bits`` appends), from leaf hashes and from record hashes as a checkpoint and
+   ``verify``'s workers compute them (``ChunkHasher``), then the root from the chunk roots and
+   the partial chunk;
 3. proofs for random leaves and random older sizes, *including the reads*, from a stand-in store:
    a temporary SQLite file with a table of record hashes and a table of chunk roots (not the
    ledger's schema, which the lead wires; same kind of reads). Each proof reads what
@@ -44,6 +46,7 @@ from consentkit.ledger.proofs import (
     verify_inclusion,
 )
 from consentkit.ledger.tree import TreeBuilder, chunk_roots, leaf_hashes, root_from_chunks
+from consentkit.ledger.treestore import CHUNK_BITS, ChunkHasher
 
 # golang.org/x/mod v0.9.0 sumdb/tlog TreeHash of these records (see tests/ledger/test_tree.py).
 GO_ROOT_1M = "46cac2e63bb6d97247a5b5417d925f94c4e2e5f42eb390afe1e9f1a472f21931"
@@ -89,8 +92,19 @@ def main() -> None:
     if n == 1_000_000:
         print("     = Go sumdb/tlog" if root.hex() == GO_ROOT_1M else "     != Go sumdb/tlog: WRONG")
 
-    # 2. Chunk roots.
+    # 2. Chunk roots: from leaf hashes, and from record hashes in pages as a checkpoint and
+    # verify's workers compute them (leaf hashes, chunk roots level by level, partial roots).
     roots = timed(f"chunk roots of {n >> bits:,} complete chunks", lambda: list(chunk_roots(leaves, bits)))
+    if bits == CHUNK_BITS:
+        hasher = ChunkHasher(0, [n - 1])
+
+        def feed() -> None:
+            for start in range(0, n, 5000):
+                hasher.feed(start + 1, hexes[start : start + 5000])
+            hasher.finish()
+
+        timed("chunk roots from record hashes, 5,000 a page (ChunkHasher)", feed)
+        assert hasher.roots == roots
     tail = leaves[n >> bits << bits :]
     from_chunks = timed(
         f"root from {len(roots):,} chunk roots + {len(tail)} leaves",

@@ -185,23 +185,23 @@ def verify(
     origin_name: str | None,
 ) -> None:
     """Check the chain: sequence, links, hashes and ordering (exit 1 at the first bad seq); the
-    stored tree chunks and checkpoints; and each --checkpoint, signed by --vkey."""
+    stored tree chunks and checkpoints; each --checkpoint, signed by --vkey; and what is stored
+    beside the records: policy texts, shown contents, per-day figures, erasures."""
     from .cli_tlog import check_checkpoints, load_checkpoints, verify_checkpoints_or_exit
-    from .ledger.parallel import verify_parallel
+    from .ledger.parallel import verify_with_tree
 
     checkpoints = load_checkpoints(checkpoint_files, vkey_text, origin_name)
-
-    async def go() -> Any:
-        # The tree pass reads only (seq, hash): it runs while the workers check the chain.
-        return await asyncio.gather(
-            asyncio.to_thread(verify_parallel, ledger_url, jobs), check_checkpoints(ledger_url, checkpoints)
-        )
-
-    report, problems = _run(go())
+    # The workers that check the chain also hash the tree from the rows they verified: the
+    # stored tree and the checkpoints are then checked against it, with no second read. This
+    # process verifies ranges too (here=True) rather than wait while the workers start.
+    sizes = [cp.size for _, cp in checkpoints]
+    report, tree = _run(asyncio.to_thread(verify_with_tree, ledger_url, jobs, sizes, here=True))
     if not report.ok:
         click.echo(f"FAILED at seq {report.first_bad_seq}: {report.problem}", err=True)
         click.echo(f"({report.records} records before it verified)", err=True)
         sys.exit(1)
+    problems = _run(check_checkpoints(ledger_url, checkpoints, tree))
+    problems += _run(_coverage(ledger_url, report))
     verify_checkpoints_or_exit(ledger_url, checkpoints, problems)
     erased = f", {report.erased} erased" if report.erased else ""
     click.echo(f"ok: {report.records} records verified{erased}; head {report.head_hash}")
@@ -348,7 +348,7 @@ def report(ledger_url: str, out: Path, since: str | None, until: str | None, tit
     """Write the overview (consent rates over time as charts, decisions, GPC, chain) to one
     self-contained HTML file, for sending to a regulator."""
     from .audit.report import render_report, report_overview
-    from .ledger.parallel import verify_parallel
+    from .ledger.full_check import check_everything
 
     for name, value in (("--since", since), ("--until", until)):
         if value is not None:
@@ -359,11 +359,29 @@ def report(ledger_url: str, out: Path, since: str | None, until: str | None, tit
                     f"{value!r} is not a date like 2026-11-01", param_hint=name
                 ) from None
 
-    verified = verify_parallel(ledger_url)
+    verified = _run(check_everything(ledger_url))
     overview = _run(report_overview(ledger_url, since, until, verified))
     out.write_text(render_report(overview, controller=title, ledger_url=ledger_url), encoding="utf-8")
-    state = "chain intact" if verified.ok else f"CHAIN BROKEN at seq {verified.first_bad_seq}"
+    chain = verified.report
+    state = (
+        "chain intact"
+        if verified.ok
+        else f"CHAIN BROKEN at seq {chain.first_bad_seq}"
+        if not chain.ok
+        else f"LEDGER NOT INTACT: {verified.problems[0]}"
+    )
     click.echo(f"wrote {out} ({overview.records} records, {state})")
+
+
+async def _coverage(ledger_url: str, report: Any) -> list[str]:
+    """What ``verify`` finds wrong beside the records (``consentkit/ledger/coverage.py``)."""
+    from .ledger.coverage import check_coverage
+
+    ledger = open_ledger(ledger_url, create=False)
+    try:
+        return await check_coverage(ledger, report.erased, report.groups)
+    finally:
+        await ledger.close()
 
 
 def _progress(verb: str) -> Callable[[int], None] | None:

@@ -25,6 +25,7 @@ from .ledger import RecordFilter, open_ledger
 if TYPE_CHECKING:
     from .ledger.checkpoints import Checkpoint
     from .ledger.keys import VerifierKey
+    from .ledger.treestore import ChunkHasher
 
 _PROOF_FIELDS = ("seq", "leaf_index", "record_hash", "tree_size", "root_hash", "inclusion", "checkpoint")
 
@@ -109,10 +110,13 @@ def checkpoint(ledger_url: str, key_file: Path, origin_name: str | None) -> None
     click.echo(_run(go()), nl=False)
 
 
-async def check_checkpoints(ledger_url: str, checkpoints: list[tuple[Path, Checkpoint]]) -> list[str]:
+async def check_checkpoints(
+    ledger_url: str, checkpoints: list[tuple[Path, Checkpoint]], computed: ChunkHasher | None = None
+) -> list[str]:
     """Recompute the tree from the records: the stored chunk roots and checkpoints, and each given
     checkpoint, must match it; two checkpoints must be consistent. Returns the problems found,
-    each as ``seq N: …`` where the first bad seq can be known."""
+    each as ``seq N: …`` where the first bad seq can be known. ``computed``: the tree as
+    ``verify``'s workers hashed it (see ``check_tree``)."""
     from .ledger.proofs import verify_consistency
     from .ledger.treestore import check_tree, stored_chunk_roots
 
@@ -124,7 +128,7 @@ async def check_checkpoints(ledger_url: str, checkpoints: list[tuple[Path, Check
             and not await ledger.latest_checkpoint()
         ):
             return []  # nothing stored, nothing given: the chain check is all there is
-        tree = await check_tree(ledger, [cp.size for _, cp in checkpoints])
+        tree = await check_tree(ledger, [cp.size for _, cp in checkpoints], computed)
         problems = [] if tree.problem is None else [_at(tree.bad_seq, tree.problem)]
         for file, cp in checkpoints:
             if cp.size > tree.records:

@@ -152,7 +152,26 @@ async def test_verify_now_keeps_the_outcome(desk):
     r = await client.post("/consent/audit/verify", headers={**ALICE, **SAME_ORIGIN})
     assert r.status_code == 303
     html = (await client.get("/consent/audit", headers=ALICE)).text
-    assert "intact" in html and "3 records" in html
+    assert "intact" in html and "3 records" in html and "no checkpoint made yet" in html
+
+
+async def test_the_badge_names_its_checkpoint_and_what_beside_the_chain_was_altered(desk, ledger_path):
+    import sqlite3
+
+    from consentkit.ledger.keys import generate_key
+
+    kit, client = desk
+    await visitors(client, 3)
+    await kit.ledger.checkpoint(generate_key("example.org/consent")[0], "example.org/consent")
+    await client.post("/consent/audit/verify", headers={**ALICE, **SAME_ORIGIN})
+    html = (await client.get("/consent/audit", headers=ALICE)).text
+    assert "checked against the signed checkpoint of 3 records of <code>example.org/consent</code>" in html
+    with sqlite3.connect(ledger_path) as db:  # the operator edits a figure the overview charts
+        db.execute("UPDATE consentkit_daily SET count = count + 5 WHERE metric = 'granted:analytics'")
+    await client.post("/consent/audit/verify", headers={**ALICE, **SAME_ORIGIN})
+    html = (await client.get("/consent/audit", headers=ALICE)).text
+    assert "the chain holds, but not what is stored beside it" in html
+    assert "the per-day figure granted:analytics of" in html and "intact" not in html
 
 
 async def test_verify_now_without_browser_headers_needs_the_forms_token(desk):

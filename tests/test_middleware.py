@@ -490,12 +490,18 @@ async def test_requests_leave_no_reference_cycles_behind(kit, tmp_path):
                         scope = {"path": path, "raw_path": path.encode(), **extensions}
                         sent = await run_raw(app, scope, headers)
                         assert sent[0]["status"] == 200, (path, sent[0])
-                        gc.collect()
-                        gc.disable()
-                        try:
-                            for _ in range(20):
-                                await run_raw(app, scope, headers)
-                            left[name] = gc.collect()
-                        finally:
-                            gc.enable()
+                        # The fewest of three tries: garbage that something else in the process
+                        # (a finishing test's threads) leaves meanwhile comes once, a cycle per
+                        # request every time.
+                        counts = []
+                        for _ in range(3):
+                            gc.collect()
+                            gc.disable()
+                            try:
+                                for _ in range(20):
+                                    await run_raw(app, scope, headers)
+                                counts.append(gc.collect())
+                            finally:
+                                gc.enable()
+                        left[name] = min(counts)
                     assert left["consentkit"] <= left.get("bare", 0), (path, visitor, extensions, left)

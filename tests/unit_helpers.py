@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,11 @@ def tamper(path: Path, *statements: str | tuple[str, tuple[Any, ...]]) -> int:
     return changed
 
 
+# The policy the numbered records name, stored with them as the kit stores a policy's text.
+NUMBERED_POLICY_JSON = '{"policy":"numbered","version":"2026-11-01"}'
+NUMBERED_POLICY_DIGEST = hashlib.sha256(NUMBERED_POLICY_JSON.encode()).hexdigest()
+
+
 def numbered_record(i: int) -> NewRecord:
     """The ``i``-th of many plain records (seven subjects taking turns), to grow a ledger fast."""
     return NewRecord(
@@ -55,7 +61,8 @@ def numbered_record(i: int) -> NewRecord:
         method="banner",
         policy_revision=1,
         policy_version="2026-11-01",
-        policy_digest="d" * 64,
+        policy_digest=NUMBERED_POLICY_DIGEST,
+        policy_json=NUMBERED_POLICY_JSON,
         locale="en",
         ip_prefix="203.0.113.0/24",
     )

@@ -27,6 +27,7 @@ from ..errors import LedgerCorrupt, LedgerUnavailable
 from ..http.client import ClientAddresses, limit_key
 from ..http.csrf import CsrfGuard
 from ..ledger import Ledger, LedgerRecord, RecordFilter
+from ..ledger.full_check import check_everything
 from ..ledger.vocabulary import Action, Method
 from ..netaddr import ip_prefix
 from ..policy import Policy
@@ -335,11 +336,8 @@ class AuditDesk:
         problem = self.csrf.problem(request.headers, await _form_token(request), bound_to=_bound_to(user))
         if problem:
             return PlainTextResponse(problem + "\n", status_code=403)
-        from ..ledger.parallel import verify_parallel  # worker processes: only when asked for
-
         started = time.monotonic()
-        report = await asyncio.to_thread(verify_parallel, self.ledger.url)
-        outcome = verification(report, seconds=time.monotonic() - started)
+        outcome = verification(await check_everything(self.ledger.url), seconds=time.monotonic() - started)
         await self.ledger.set_meta("last_verify", json.dumps(outcome))
         return RedirectResponse(self.base, status_code=303)
 

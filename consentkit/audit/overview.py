@@ -19,7 +19,7 @@ from typing import Any
 from markupsafe import Markup
 
 from ..ledger import Ledger, RecordFilter
-from ..ledger.verify import VerifyReport
+from ..ledger.full_check import FullCheck
 from ..ledger.vocabulary import Action
 from .charts import line_chart, stacked_bars
 
@@ -240,16 +240,20 @@ def _tally(counted: Counter[_Kind], parsed: dict[str, dict[str, bool]]) -> dict[
     return figures
 
 
-def verification(report: VerifyReport, seconds: float | None = None) -> dict[str, Any]:
+def verification(check: FullCheck, seconds: float | None = None) -> dict[str, Any]:
     """A verification's outcome as the overview shows it (and the desk keeps it in the ledger's
-    ``last_verify``): when, whether the chain is intact, and where it broke if it did."""
+    ``last_verify``): when, whether the chain is intact and where it broke if it did, what else
+    was found wrong (``problems``), and the checkpoint the tree was checked against."""
+    report = check.report
     outcome: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "ok": report.ok,
+        "ok": check.ok,
         "records": report.records,
         "head": report.head_hash,
         "first_bad_seq": report.first_bad_seq,
         "problem": report.problem,
+        "problems": check.problems,
+        "checkpoint": check.checkpoint,
     }
     if seconds is not None:
         outcome["seconds"] = round(seconds, 2)

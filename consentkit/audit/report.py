@@ -14,13 +14,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from ..ledger import open_ledger
-from ..ledger.verify import VerifyReport
+from ..ledger.full_check import FullCheck
 from .overview import Overview, build, verification
 from .pages import TEMPLATES, stylesheet
 
 
 async def report_overview(
-    ledger_url: str, since: str | None, until: str | None, verified: VerifyReport
+    ledger_url: str, since: str | None, until: str | None, verified: FullCheck
 ) -> Overview:
     """The overview of ``since``..``until`` (``YYYY-MM-DD``, inclusive) of the ledger at
     ``ledger_url``, with ``verified`` as the chain's state."""

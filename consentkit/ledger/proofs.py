@@ -31,6 +31,7 @@ __all__ = [
     "consistency_proof",
     "inclusion_proof",
     "proof_reads",
+    "root_from_inclusion",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -324,16 +325,22 @@ def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[by
     Anything malformed (a hash that is not 32 bytes, an index outside the tree, a proof of the
     wrong length) is simply not a proof: ``False``, never an exception.
     """
+    return _is_hash(root) and root_from_inclusion(leaf_hash, index, size, proof) == root
+
+
+def root_from_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes | None:
+    """The root ``proof`` leads to from leaf ``index`` (hash ``leaf_hash``) of a tree of ``size``
+    leaves, as :func:`verify_inclusion` computes it; None for anything that is not such a proof."""
     if not (_is_count(index) and _is_count(size) and 0 <= index < size):
-        return False
-    if not (_is_hash(leaf_hash) and _is_hash(root) and all(_is_hash(p) for p in proof)):
-        return False
+        return None
+    if not (_is_hash(leaf_hash) and all(_is_hash(p) for p in proof)):
+        return None
     fn, sn = index, size - 1
     r = leaf_hash
     sha = _sha256
     for p in proof:
         if sn == 0:
-            return False  # more proof than tree
+            return None  # more proof than tree
         if fn & 1 or fn == sn:
             r = sha(b"\x01" + p + r).digest()
             # A right border node has no right sibling: skip the levels where it has none.
@@ -344,7 +351,7 @@ def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[by
             r = sha(b"\x01" + r + p).digest()
         fn >>= 1
         sn >>= 1
-    return sn == 0 and r == root
+    return r if sn == 0 else None
 
 
 def verify_consistency(

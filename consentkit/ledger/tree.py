@@ -43,6 +43,7 @@ __all__ = [
     "node_hash",
     "root_from_chunks",
     "root_from_leaves",
+    "subtree_roots",
 ]
 
 #: Size of every hash in the tree (SHA-256).
@@ -53,10 +54,13 @@ EMPTY_ROOT: Final = hashlib.sha256(b"").digest()
 #: (125 KB), and a proof reads the leaves of one chunk (and of the partial last chunk, unless its
 #: root was kept: see :meth:`TreeBuilder.tail_root`).
 DEFAULT_CHUNK_BITS: Final = 8
+# Leaves hashed together by :func:`chunk_roots`: whole chunks, a few hundred KB of hashes at most.
+_BATCH_LEAVES: Final = 1 << 14
 
 # Bound once, and to a local again in the hot loops: they hash twice per leaf, and attribute
 # lookups on every hash are a measurable share of the time a million leaves take.
 _sha256 = hashlib.sha256
+_NODE_PREFIX: Final = b"\x01"
 
 
 class TreeError(LedgerError, ValueError):
@@ -80,20 +84,47 @@ def leaf_hash_bytes(record_hash: bytes) -> bytes:
 
 
 def leaf_hashes(record_hashes_hex: Iterable[str]) -> list[bytes]:
-    """The leaf hashes of record hashes (hex), in order: what a backend turns a chunk's rows into."""
-    sha, fromhex = _sha256, bytes.fromhex
-    out: list[bytes] = []
-    append = out.append
-    for text in record_hashes_hex:
-        try:
-            raw = fromhex(text)
-        except (ValueError, TypeError):
-            raw = b""
-        # fromhex skips white space between bytes: the length check on the text rejects it.
-        if len(raw) != HASH_SIZE or len(text) != 2 * HASH_SIZE:
+    """The leaf hashes of record hashes (hex), in order: what a backend turns a chunk's rows into.
+
+    A million leaves per first checkpoint: the hex is decoded with the leaf prefix already in
+    place (``"00" + hash``, one object per leaf, not two) and checked in bulk; the per-item
+    checks of :func:`_record_hash_bytes` only run to name a bad hash.
+    """
+    texts = record_hashes_hex if isinstance(record_hashes_hex, list) else list(record_hashes_hex)
+    try:
+        inputs = list(map(bytes.fromhex, map("00".__add__, texts)))
+    except (TypeError, ValueError):
+        inputs = []
+    # fromhex skips white space between bytes: every input being 33 bytes (so every text at
+    # least 64 characters) and the texts 64 characters on average means each is 64 hex digits.
+    if (
+        len(inputs) != len(texts)
+        or set(map(len, inputs)) - {1 + HASH_SIZE}
+        or (sum(map(len, texts)) != 2 * HASH_SIZE * len(texts))
+    ):
+        for text in texts:
             _record_hash_bytes(text)  # raises with the message
-        append(sha(b"\x00" + raw).digest())
-    return out
+    sha = _sha256
+    return [sha(data).digest() for data in inputs]
+
+
+def subtree_roots(nodes: Sequence[bytes], height: int) -> list[bytes]:
+    """The roots of the consecutive perfect subtrees of ``2**height`` nodes each that ``nodes`` make.
+
+    ``nodes`` are of one level (leaf hashes, or chunk roots) and their number a multiple of
+    ``2**height``: the chunk roots of whole chunks of leaves, or a perfect subtree of chunk roots.
+    Level by level over the whole list, one list comprehension per level: a million leaves
+    make ~1M node hashes, and this keeps the Python work per node to one concatenation and one
+    hash (no per-chunk loop, no stack).
+    """
+    if len(nodes) & ((1 << height) - 1):
+        raise TreeError(f"{len(nodes)} nodes do not make subtrees of 2**{height}")
+    sha, prefix = _sha256, _NODE_PREFIX
+    level = list(nodes)
+    for _ in range(height):
+        pairs = iter(level)
+        level = [sha(prefix + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
+    return level
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
@@ -140,17 +171,25 @@ def _fold(stack: Sequence[bytes]) -> bytes:
     return root
 
 
+def _compact_range(items: Sequence[bytes]) -> list[bytes]:
+    """The roots of the perfect subtrees the tree of ``items`` (leaf-level nodes) is made of.
+
+    One per set bit of their number, largest first, each hashed level by level
+    (:func:`subtree_roots`): thousands of chunk roots per checkpoint or proof, so no per-item
+    stack loop in Python.
+    """
+    stack: list[bytes] = []
+    start, n = 0, len(items)
+    for height in range(n.bit_length() - 1, -1, -1):
+        if n >> height & 1:
+            stack.extend(subtree_roots(items[start : start + (1 << height)], height))
+            start += 1 << height
+    return stack
+
+
 def _root_of(items: Sequence[bytes]) -> bytes:
     """MTH of ``items`` taken as leaf-level nodes (leaf hashes, or chunk roots of equal height)."""
-    sha = _sha256
-    stack: list[bytes] = []
-    push, pop = stack.append, stack.pop
-    for n, node in enumerate(items):
-        while n & 1:
-            node = sha(b"\x01" + pop() + node).digest()
-            n >>= 1
-        push(node)
-    return _fold(stack)
+    return _fold(_compact_range(items))
 
 
 # --- streaming roots ---------------------------------------------------------------------------
@@ -196,9 +235,10 @@ class TreeBuilder:
         chunk_bits: int = DEFAULT_CHUNK_BITS,
     ) -> TreeBuilder:
         """A builder for the tree of the given complete chunks followed by a partial chunk's leaves."""
+        roots = [_check_hash(root, "a subtree root") for root in chunk_roots]
         builder = cls()
-        for root in chunk_roots:
-            builder.append_subtree(root, chunk_bits)
+        builder._stack = _compact_range(roots)
+        builder._size = len(roots) << chunk_bits
         before = builder._size
         builder.extend(tail_leaves)
         if builder._size - before >= 1 << chunk_bits:
@@ -333,14 +373,19 @@ def chunk_roots(leaf_hashes: Iterable[bytes], chunk_bits: int = DEFAULT_CHUNK_BI
 
     A trailing partial chunk yields nothing: its root changes with every append, so it is
     not stored (a backend computes it from its leaves, or keeps :meth:`TreeBuilder.tail_root`).
+    Leaves are taken in batches of whole chunks, hashed level by level (:func:`subtree_roots`).
     """
     per_chunk = 1 << chunk_bits
-    chunk: list[bytes] = []
+    batch = per_chunk * max(1, _BATCH_LEAVES >> chunk_bits)
+    pending: list[bytes] = []
     for leaf in leaf_hashes:
-        chunk.append(leaf)
-        if len(chunk) == per_chunk:
-            yield root_from_leaves(chunk)
-            chunk = []
+        if len(leaf) != HASH_SIZE:
+            raise TreeError(f"a leaf hash is {HASH_SIZE} bytes, not {len(leaf)}")
+        pending.append(leaf)
+        if len(pending) == batch:
+            yield from subtree_roots(pending, chunk_bits)
+            pending = []
+    yield from subtree_roots(pending[: len(pending) >> chunk_bits << chunk_bits], chunk_bits)
 
 
 def root_from_chunks(

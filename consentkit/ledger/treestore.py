@@ -7,32 +7,47 @@ after the last stored chunk. A proof reads the stored chunk roots and the record
 
 Nothing stored here is trusted by ``verify``: :func:`check_tree` recomputes every chunk root and
 the root of every stored checkpoint from the records and reports the first one that differs.
+:class:`ChunkHasher` is that computation, fed record hashes in seq order: by :func:`check_tree`
+from the database, or by ``verify``'s worker processes from the rows they have just verified
+(:mod:`consentkit.ledger.parallel`), so that a verification reads every record once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-from collections.abc import AsyncIterator, Iterable
+import os
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LedgerCorrupt, LedgerError
 from .checkpoints import sign_checkpoint
 from .keys import SigningKey
-from .proofs import ChunkedTree, consistency_proof, inclusion_proof, proof_reads
+from .proofs import ChunkedTree, consistency_proof, inclusion_proof, proof_reads, root_from_inclusion
 from .queries import Insert
 from .records import utc_timestamp
 from .transaction import Transaction
-from .tree import DEFAULT_CHUNK_BITS, EMPTY_ROOT, HASH_SIZE, TreeBuilder, TreeError, leaf_hashes
+from .tree import (
+    DEFAULT_CHUNK_BITS,
+    TreeBuilder,
+    TreeError,
+    _fold,
+    _root_of,
+    leaf_hashes,
+    subtree_roots,
+)
 
 if TYPE_CHECKING:
     from .base import Ledger
 
 CHUNK_BITS = DEFAULT_CHUNK_BITS
 CHUNK = 1 << CHUNK_BITS
-_PAGE = 50_000  # (seq, hash) rows per read: constant memory on a large ledger
+_MASK = CHUNK - 1
+_PAGE = 50_000  # hashes per read: constant memory on a large ledger
+#: Records after the last stored chunk from which a checkpoint hashes them on every CPU (a
+#: worker process costs a few hundred ms to start, the hashing about 1 µs a record).
+PARALLEL_FROM = 200_000
 
 INSERT_CHUNK = Insert(
     "INSERT INTO consentkit_tree_chunks (chunk, root)", 2, " ON CONFLICT (chunk) DO NOTHING"
@@ -58,15 +73,12 @@ def _stored(row: Any) -> StoredCheckpoint:
     return StoredCheckpoint(int(row[0]), bytes(row[1]), tail, str(row[3]))
 
 
-async def hash_pages(ledger: Ledger, first_seq: int = 1) -> AsyncIterator[tuple[int, list[str]]]:
-    """The ``hash`` of the records from ``first_seq`` to the last one now, as pages
-    ``(first seq, hashes)``. The next page is read while the caller hashes this one."""
-    rows = await ledger._select(
-        "SELECT coalesce(max(seq), 0), count(*) FROM consentkit_ledger WHERE seq >= ?", (first_seq,)
-    )
-    last, count = int(rows[0][0]), int(rows[0][1])
-    if count != max(last - first_seq + 1, 0):
-        raise LedgerCorrupt(f"records are missing after seq {first_seq - 1}: run consentkit verify")
+async def hash_pages(
+    ledger: Ledger, first_seq: int = 1, last_seq: int | None = None
+) -> AsyncIterator[tuple[int, list[str]]]:
+    """The ``hash`` of the records from ``first_seq`` to ``last_seq`` (default: the last one now),
+    as pages ``(first seq, hashes)``. The next page is read while the caller hashes this one."""
+    last = await records_through(ledger, first_seq, last_seq)
     # Only the hash column, by seq ranges: half the Python objects of (seq, hash) rows.
     sql = "SELECT hash FROM consentkit_ledger WHERE seq >= ? AND seq <= ? ORDER BY seq"
 
@@ -89,39 +101,89 @@ async def hash_pages(ledger: Ledger, first_seq: int = 1) -> AsyncIterator[tuple[
                 await pending
 
 
+async def records_through(ledger: Ledger, first_seq: int, last_seq: int | None = None) -> int:
+    """The seq of the last record to read from ``first_seq`` on: ``last_seq`` if given, else the
+    last one now (LedgerCorrupt if records before ``first_seq`` are gone).
+
+    Whether one is missing in between, the reads say (:func:`hash_pages` counts each page's
+    rows): a ``count(*)`` here would make PostgreSQL without statistics scan the whole table.
+    """
+    if last_seq is not None:
+        return last_seq
+    last = await ledger.last_seq()
+    if last < first_seq - 1:
+        raise LedgerCorrupt(
+            f"the ledger ends at seq {last}, before seq {first_seq - 1}: run consentkit verify"
+        )
+    return last
+
+
 def _leaves(first_seq: int, hashes: list[str]) -> list[bytes]:
-    # A million leaves per first checkpoint: checks and hashes as whole-list passes, and the
-    # per-item checks of ``tree.leaf_hashes`` only to name a bad hash.
-    try:
-        raws = list(map(bytes.fromhex, hashes))
-        if set(map(len, raws)) <= {HASH_SIZE} and set(map(len, hashes)) <= {2 * HASH_SIZE}:
-            sha = hashlib.sha256
-            return [sha(b"\x00" + raw).digest() for raw in raws]
-    except (TypeError, ValueError):
-        pass
     try:
         return leaf_hashes(hashes)
     except TreeError:
-        bad = next(i for i, hsh in enumerate(hashes, first_seq) if len(hsh) != 64 or not _is_hex(hsh))
+        bad = next(i for i, hsh in enumerate(hashes, first_seq) if not _is_hash(hsh))
         raise LedgerCorrupt(f"record seq {bad} has a hash that is not 64 hex digits") from None
 
 
-def _chunk_root(leaves: list[bytes]) -> bytes:
-    """MTH of one complete chunk (a perfect tree): level by level, the quickest way in Python."""
-    sha = hashlib.sha256
-    nodes = leaves
-    while len(nodes) > 1:
-        pairs = iter(nodes)
-        nodes = [sha(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
-    return nodes[0]
-
-
-def _is_hex(text: str) -> bool:
+def _is_hash(text: str) -> bool:
     try:
-        bytes.fromhex(text)
-    except ValueError:
+        leaf_hashes([text])
+    except TreeError:
         return False
     return True
+
+
+class ChunkHasher:
+    """The tree of records fed in seq order from the start of chunk ``first_chunk`` on.
+
+    It keeps the roots of the complete chunks (``roots``), the leaves after them (``leaves``),
+    and for each of ``sizes`` that ends inside a chunk it was fed, the root of that chunk's
+    leaves up to that size (``partial_roots``): with the chunk roots before it, that is all the
+    root of the tree of that size needs (:func:`roots_at`), so the leaves can go.
+    """
+
+    __slots__ = ("_sizes", "first_chunk", "leaves", "partial_roots", "roots")
+
+    def __init__(self, first_chunk: int = 0, sizes: Iterable[int] = ()) -> None:
+        self.first_chunk = first_chunk
+        self.roots: list[bytes] = []
+        self.leaves: list[bytes] = []
+        self.partial_roots: dict[int, bytes] = {}
+        start = first_chunk << CHUNK_BITS
+        # Sizes still to reach, the smallest last (popped as the leaves go by).
+        self._sizes = sorted({s for s in sizes if s > start and s & _MASK}, reverse=True)
+
+    @property
+    def next_seq(self) -> int:
+        """The seq of the next record to feed."""
+        return ((self.first_chunk + len(self.roots)) << CHUNK_BITS) + len(self.leaves) + 1
+
+    def feed(self, first_seq: int, hashes: list[str]) -> None:
+        """Append the records ``first_seq ..`` by their ``hash`` (hex); complete chunks are hashed."""
+        if first_seq != self.next_seq:
+            raise LedgerCorrupt(f"records are missing before seq {first_seq}: run consentkit verify")
+        self.leaves.extend(_leaves(first_seq, hashes))
+        whole = len(self.leaves) & ~_MASK
+        if whole:
+            base = (self.first_chunk + len(self.roots)) << CHUNK_BITS
+            self._take_partial_roots(base, base + whole)
+            self.roots.extend(subtree_roots(self.leaves[:whole], CHUNK_BITS))
+            del self.leaves[:whole]
+
+    def finish(self) -> ChunkHasher:
+        """Take the partial roots of the sizes that end among the leaves after the last chunk."""
+        base = (self.first_chunk + len(self.roots)) << CHUNK_BITS
+        self._take_partial_roots(base, base + len(self.leaves) + 1)
+        return self
+
+    def _take_partial_roots(self, base: int, end: int) -> None:
+        # ``self.leaves`` starts at leaf index ``base``, a chunk boundary; a size s < end ends
+        # inside the chunk that starts at s & ~_MASK.
+        sizes = self._sizes
+        while sizes and sizes[-1] < end:
+            size = sizes.pop()
+            self.partial_roots[size] = _root_of(self.leaves[(size & ~_MASK) - base : size - base])
 
 
 async def stored_chunk_roots(ledger: Ledger, limit: int | None = None) -> list[bytes]:
@@ -131,6 +193,10 @@ async def stored_chunk_roots(ledger: Ledger, limit: int | None = None) -> list[b
     if limit is not None:
         sql, params = sql + " WHERE chunk < ?", (limit,)
     rows = await ledger._select(sql + " ORDER BY chunk", params)
+    # Chunk numbers are unique and sorted: from 0 to len - 1 means no gap (every proof reads
+    # thousands of them, so no per-row check unless there is a gap to find).
+    if not rows or (rows[0][0] == 0 and rows[-1][0] == len(rows) - 1):
+        return [bytes(row[1]) for row in rows]
     roots: list[bytes] = []
     for chunk, root in rows:
         if chunk != len(roots):
@@ -142,18 +208,12 @@ async def stored_chunk_roots(ledger: Ledger, limit: int | None = None) -> list[b
 async def make_checkpoint(ledger: Ledger, signing_key: str | SigningKey, origin: str) -> str:
     """Fill the chunk roots after the last stored one, sign the tree of every record, store both."""
     roots = await stored_chunk_roots(ledger)
-    start = len(roots) * CHUNK
-    new_roots: list[bytes] = []
-    pending: list[bytes] = []
-    async for first, hashes in hash_pages(ledger, start + 1):
-        pending.extend(_leaves(first, hashes))
-        whole = len(pending) - len(pending) % CHUNK
-        new_roots.extend(_chunk_root(pending[i : i + CHUNK]) for i in range(0, whole, CHUNK))
-        pending = pending[whole:]
-    builder = TreeBuilder.from_chunks([*roots, *new_roots], pending, chunk_bits=CHUNK_BITS)
+    first_new = len(roots)
+    hashed = await hash_records(ledger, first_new)
+    new_roots = hashed.roots
+    builder = TreeBuilder.from_chunks([*roots, *new_roots], hashed.leaves, chunk_bits=CHUNK_BITS)
     root, size = builder.root(), builder.size
     note = sign_checkpoint(origin, size, root, signing_key)
-    first_new = len(roots)
     tail_root = builder.tail_root(CHUNK_BITS)
 
     async def store(tx: Transaction) -> None:
@@ -162,6 +222,45 @@ async def make_checkpoint(ledger: Ledger, signing_key: str | SigningKey, origin:
 
     await ledger._write(store)
     return note
+
+
+async def hash_records(ledger: Ledger, first_chunk: int, jobs: int | None = None) -> ChunkHasher:
+    """The tree of the records from chunk ``first_chunk`` to the last record now, hashed.
+
+    Hundreds of thousands of records (a first checkpoint) are shared out: worker processes hash
+    whole chunks from the start (:func:`consentkit.ledger.parallel.hash_chunks`) while this one
+    hashes the last share and the partial chunk; one process cannot read and hash a million
+    records in the time asked of a checkpoint.
+    """
+    first_seq = (first_chunk << CHUNK_BITS) + 1
+    last = await records_through(ledger, first_seq)
+    jobs = jobs or os.cpu_count() or 1
+    whole = (last >> CHUNK_BITS) - first_chunk
+    if jobs < 2 or whole < 2 or last - first_seq + 1 < PARALLEL_FROM:
+        return await feed_from_db(ledger, ChunkHasher(first_chunk), last)
+    from .parallel import hash_chunks  # worker processes: only for a large tree
+
+    # Equal shares: the workers start later (a new interpreter), this one also reads the tail.
+    step = -(-whole // jobs)
+    starts = list(range(first_chunk, first_chunk + whole, step))
+    mine = ChunkHasher(starts[-1])
+    parts = await hash_chunks(
+        ledger.url, [(lo, lo + step) for lo in starts[:-1]], feed_from_db(ledger, mine, last)
+    )
+    result = ChunkHasher(first_chunk)
+    for part in parts:
+        result.roots.extend(part)
+    result.roots.extend(mine.roots)
+    result.leaves = mine.leaves
+    return result
+
+
+async def feed_from_db(ledger: Ledger, hasher: ChunkHasher, last_seq: int | None = None) -> ChunkHasher:
+    """Feed ``hasher`` the records from its next seq to ``last_seq`` (default: the last one now),
+    read from the database; then :meth:`ChunkHasher.finish`."""
+    async for first, hashes in hash_pages(ledger, hasher.next_seq, last_seq):
+        hasher.feed(first, hashes)
+    return hasher.finish()
 
 
 async def latest_checkpoint(ledger: Ledger) -> StoredCheckpoint | None:
@@ -182,37 +281,53 @@ async def stored_checkpoints(ledger: Ledger) -> list[StoredCheckpoint]:
 
 
 async def _chunked_tree(
-    ledger: Ledger, size: int, *, index: int | None = None, old_size: int | None = None
+    ledger: Ledger,
+    size: int,
+    *,
+    index: int | None = None,
+    old_size: int | None = None,
+    made: StoredCheckpoint | None = None,
 ) -> tuple[ChunkedTree, dict[int, str], StoredCheckpoint | None]:
-    """The tree of ``size`` records as a proof needs it: stored chunk roots and one chunk's leaves."""
-    made = await checkpoint_of_size(ledger, size)
+    """The tree of ``size`` records as a proof needs it: stored chunk roots and one chunk's leaves.
+    ``made``: the checkpoint of that size, when the caller has it already."""
+    if made is None:
+        made = await checkpoint_of_size(ledger, size)
     tail_root = made.tail_root if made else None
     reads = proof_reads(size, index=index, old_size=old_size, have_tail_root=tail_root is not None)
-    roots = await stored_chunk_roots(ledger, len(reads.chunk_roots))
+    # The chunk roots and the records of the chunks are read together, each on its connection.
+    roots, chunks = await asyncio.gather(
+        stored_chunk_roots(ledger, len(reads.chunk_roots)),
+        asyncio.gather(*(_chunk_hashes(ledger, wanted) for wanted in reads.leaf_ranges)),
+    )
     if len(roots) < len(reads.chunk_roots):
         raise LedgerError(
             f"the tree of {size} records is not stored yet: make a checkpoint first (consentkit checkpoint)"
         )
     leaves: dict[int, list[bytes]] = {}
     hashes: dict[int, str] = {}
-    for chunk, wanted in zip(reads.leaf_chunks, reads.leaf_ranges, strict=True):
-        rows = await ledger._select(
-            "SELECT seq, hash FROM consentkit_ledger WHERE seq >= ? AND seq <= ? ORDER BY seq",
-            (wanted.start + 1, wanted.stop),
-        )
-        got = [(int(seq), str(hsh)) for seq, hsh in rows]
-        if [seq for seq, _ in got] != [i + 1 for i in wanted]:
-            raise LedgerCorrupt(
-                f"records of seq {wanted.start + 1}..{wanted.stop} are missing: run consentkit verify"
-            )
-        leaves[chunk] = _leaves(wanted.start + 1, [hsh for _, hsh in got])
-        hashes.update(got)
+    for chunk, wanted, got in zip(reads.leaf_chunks, reads.leaf_ranges, chunks, strict=True):
+        leaves[chunk] = _leaves(wanted.start + 1, got)
+        hashes.update(zip(range(wanted.start + 1, wanted.stop + 1), got, strict=True))
     return ChunkedTree(size, roots, leaves, chunk_bits=CHUNK_BITS, tail_root=tail_root), hashes, made
+
+
+async def _chunk_hashes(ledger: Ledger, wanted: range) -> list[str]:
+    """The ``hash`` of the records of leaf indexes ``wanted`` (seq = index + 1), all of them."""
+    rows = await ledger._select(
+        "SELECT seq, hash FROM consentkit_ledger WHERE seq >= ? AND seq <= ? ORDER BY seq",
+        (wanted.start + 1, wanted.stop),
+    )
+    if [int(row[0]) for row in rows] != [i + 1 for i in wanted]:
+        raise LedgerCorrupt(
+            f"records of seq {wanted.start + 1}..{wanted.stop} are missing: run consentkit verify"
+        )
+    return [str(row[1]) for row in rows]
 
 
 async def prove_inclusion(ledger: Ledger, seq: int, size: int | None = None) -> dict[str, Any]:
     """The inclusion proof of record ``seq`` in the tree of ``size`` records (default: the latest
     checkpoint's), as the JSON object ``consentkit proof`` prints."""
+    latest = None
     if size is None:
         latest = await latest_checkpoint(ledger)
         if latest is None:
@@ -220,9 +335,12 @@ async def prove_inclusion(ledger: Ledger, seq: int, size: int | None = None) -> 
         size = latest.size
     if not 1 <= seq <= size:
         raise LedgerError(f"seq {seq} is not in the tree of the first {size} records")
-    tree, hashes, made = await _chunked_tree(ledger, size, index=seq - 1)
+    tree, hashes, made = await _chunked_tree(ledger, size, index=seq - 1, made=latest)
     path = inclusion_proof(seq - 1, size, tree)
-    root = tree.root()
+    # The root the path leads to from the leaf is the tree's root (the path is made of its
+    # subtrees): a few dozen hashes, where folding every chunk root takes thousands.
+    root = root_from_inclusion(tree.subtree_hash(seq - 1, seq), seq - 1, size, path)
+    assert root is not None  # a path made for this index and size has the right shape
     if made is not None and made.root != root:
         raise LedgerCorrupt(
             f"the first {size} records no longer match the ledger's checkpoint of that size: "
@@ -263,55 +381,40 @@ class TreeCheck:
             self.bad_seq, self.problem = seq, problem
 
 
-async def check_tree(ledger: Ledger, sizes: Iterable[int] = ()) -> TreeCheck:
+async def check_tree(
+    ledger: Ledger, sizes: Iterable[int] = (), computed: ChunkHasher | None = None
+) -> TreeCheck:
     """Recompute the tree from the records: every stored chunk root and stored checkpoint root
-    must match, and the roots at ``sizes`` (and the stored checkpoints' sizes) are returned."""
+    must match, and the roots at ``sizes`` (and the stored checkpoints' sizes) are returned.
+
+    ``computed`` is the tree of the first records as ``verify``'s workers computed it from the
+    rows they verified (from chunk 0, :meth:`ChunkHasher.finish` called); only the records after
+    it are read here. Without it, every record's hash is read here.
+    """
     stored = await stored_chunk_roots(ledger)
     made = await stored_checkpoints(ledger)
     wanted = sorted({*sizes, *(c.size for c in made)})
-    result = TreeCheck()
-    if wanted and wanted[0] == 0:
-        result.roots[0] = EMPTY_ROOT
-    builder = TreeBuilder()
-    pending: list[bytes] = []
-    chunk = 0
-    ahead = [size for size in wanted if size > 0]  # sizes not reached yet, smallest first
-    ahead.reverse()
-
-    def take(leaves: list[bytes]) -> None:
-        # Roots at sizes inside this run of leaves, before the builder moves past them.
-        base = builder.size
-        while ahead and ahead[-1] <= base + len(leaves):
-            size = ahead.pop()
-            partial = builder.copy()
-            partial.extend(leaves[: size - base])
-            result.roots[size] = partial.root()
-
-    async for first, hashes in hash_pages(ledger):
-        pending.extend(_leaves(first, hashes))
-        whole = len(pending) - len(pending) % CHUNK
-        for i in range(0, whole, CHUNK):
-            leaves = pending[i : i + CHUNK]
-            take(leaves)
-            root = _chunk_root(leaves)
-            if chunk < len(stored) and stored[chunk] != root:
-                first = chunk * CHUNK + 1
-                result.fail(
-                    first,
-                    f"the stored tree chunk of seq {first}..{first + CHUNK - 1} does not match "
-                    "those records (one of them was altered after the chunk was stored)",
-                )
-            builder.append_subtree(root, CHUNK_BITS)
-            chunk += 1
-        pending = pending[whole:]
-    take(pending)
-    result.records = builder.size + len(pending)
-    if len(stored) > chunk:
+    hasher = ChunkHasher(0, wanted) if computed is None else computed
+    if hasher.first_chunk != 0:
+        raise LedgerError("check_tree needs the tree from the first record on")
+    await feed_from_db(ledger, hasher)
+    result = TreeCheck(records=hasher.next_seq - 1)
+    for chunk, (kept, root) in enumerate(zip(stored, hasher.roots, strict=False)):
+        if kept != root:
+            first = chunk * CHUNK + 1
+            result.fail(
+                first,
+                f"the stored tree chunk of seq {first}..{first + CHUNK - 1} does not match "
+                "those records (one of them was altered after the chunk was stored)",
+            )
+            break
+    if len(stored) > len(hasher.roots):
         result.fail(
             result.records + 1,
             f"the ledger has {result.records} records but its stored tree "
             f"chunks cover {len(stored) * CHUNK} (records were removed)",
         )
+    result.roots = await roots_at(ledger, hasher, [size for size in wanted if size <= result.records])
     for cp in made:
         if cp.size > result.records:
             result.fail(
@@ -326,3 +429,34 @@ async def check_tree(ledger: Ledger, sizes: Iterable[int] = ()) -> TreeCheck:
                 "of that size (a record was altered, removed or reordered)",
             )
     return result
+
+
+async def roots_at(ledger: Ledger, hasher: ChunkHasher, sizes: Sequence[int]) -> dict[int, bytes]:
+    """The roots of the trees of the first ``size`` records, for each of ``sizes`` (at most the
+    records ``hasher`` was fed from chunk 0): its chunk roots, and the partial chunk's root it
+    kept (or, for a size it was not told about, read here).
+
+    A tree of whole chunks and a partial one is the chunks' compact range with the partial
+    chunk's root as its last, smallest subtree (see :class:`~consentkit.ledger.proofs.ChunkedTree`).
+    """
+    builder = TreeBuilder()
+    roots: dict[int, bytes] = {}
+    for size in sorted(sizes):
+        while builder.size >> CHUNK_BITS < size >> CHUNK_BITS:
+            builder.append_subtree(hasher.roots[builder.size >> CHUNK_BITS], CHUNK_BITS)
+        stack = builder.compact_range()
+        if size & _MASK:
+            partial = hasher.partial_roots.get(size)
+            if partial is None:
+                partial = _root_of(await _read_leaves(ledger, size & ~_MASK, size))
+            stack.append(partial)
+        roots[size] = _fold(stack)
+    return roots
+
+
+async def _read_leaves(ledger: Ledger, start: int, end: int) -> list[bytes]:
+    """The leaf hashes of leaf indexes ``start .. end - 1`` (seq ``start + 1 .. end``)."""
+    leaves: list[bytes] = []
+    async for first, hashes in hash_pages(ledger, start + 1, end):
+        leaves.extend(_leaves(first, hashes))
+    return leaves

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .records import GENESIS_HASH, LedgerRecord, as_record_row, committed_json, pii_json
@@ -23,6 +23,9 @@ class VerifyReport:
     first_bad_seq: int | None = None
     problem: str | None = None
     erased: int = 0  # records whose personal fields were crypto-shredded
+    # Records per (day, action, method, gpc, decision, policy, shown content, an erasure's
+    # evidence) among those verified: what ``coverage.py`` checks the rest against.
+    groups: dict[tuple[Any, ...], int] = field(default_factory=dict, compare=False, repr=False)
 
 
 class ChainVerifier:
@@ -143,4 +146,5 @@ class ChainVerifier:
             first_bad_seq=self.bad_seq,
             problem=self.problem,
             erased=self.erased,
+            groups=self.groups,
         )

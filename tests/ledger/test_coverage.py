@@ -15,7 +15,7 @@ from consentkit.ledger.coverage import check_coverage
 from consentkit.ledger.verify import ChainVerifier
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from test_cli_proofs import raw  # noqa: E402  (the same operator's hand on both backends)
+from test_cli_proofs import raw
 
 
 @pytest.fixture
