@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 LEDGER ?= sqlite:///demo-ledger.db
 
-.PHONY: venv demo test bench lint format clean i18n browser-deps widget widget-deps
+.PHONY: venv demo test bench bench-http lint format clean i18n browser-deps widget widget-deps
 
 venv: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ widget: widget-deps
 bench: venv
 	$(PY) benchmarks/middleware.py
 	$(PY) benchmarks/ledger.py
+
+# Over real HTTP: uvicorn and wrk (apt-get install wrk), requests/s with and without consentkit.
+bench-http: venv
+	$(PY) benchmarks/http_bench.py
 
 lint: venv
 	$(VENV)/bin/ruff check .
