@@ -383,6 +383,7 @@ class Load:
         self.acknowledged: dict[str, str] = {}  # idempotency key → receipt of its 200 answer
         self.replay_mismatches: list[str] = []
         self.totals: Counter[str] = Counter()
+        self.cookies_sent: set[str] = set()  # distinct consent cookies the visitors sent
         self.stopping = False
         self.started = 0.0
         self.interval = args.clients / args.rate if args.rate else 0.0
@@ -400,6 +401,7 @@ class Load:
             ("Accept-Language", visitor.language),
         ]
         if cookie is not None:
+            self.cookies_sent.add(cookie)
             headers.append(("Cookie", f"consentkit={cookie}; _ga=GA1.2.3"))
         return headers
 
@@ -695,6 +697,7 @@ def summary(samples: list[dict[str, Any]], load: Load, minutes: float) -> tuple[
     lines: list[str] = []
     figures: dict[str, Any] = {}
     flat = True
+    rss_growing = False
     pids = [w["pid"] for w in samples[0]["workers"]]
     replaced = any([w["pid"] for w in s["workers"]] != pids for s in samples)
     n_workers = len(pids)
@@ -727,6 +730,7 @@ def summary(samples: list[dict[str, Any]], load: Load, minutes: float) -> tuple[
         rss_flat = rss1 - rss0 <= max(2.0, 0.05 * rss0)
         fds_flat = other1 <= other0
         flat &= rss_flat and fds_flat
+        rss_growing |= not rss_flat
         lines.append(
             f"- worker {i + 1}: RSS {rss0:.1f} → {rss1:.1f} MB (first minute → last, mean; "
             f"{rss1 - rss0:+.1f} MB, {100 * (rss1 - rss0) / rss0:+.1f} %; after the first minute "
@@ -771,6 +775,19 @@ def summary(samples: list[dict[str, Any]], load: Load, minutes: float) -> tuple[
         + ", ".join(fmt(v) for v in p99_decisions)
         + f"; after the first minute {fmt(dec_trend, 2)} ms/min"
     )
+    from consentkit.http.reading import CACHE_SIZE
+
+    lines.append(
+        f"- distinct consent cookies the visitors sent: {len(load.cookies_sent):,} (each process keeps "
+        f"the verified consent of up to {CACHE_SIZE:,} cookies and of as many Cookie headers)"
+    )
+    if rss_growing and len(load.cookies_sent) < 2 * CACHE_SIZE:
+        lines.append(
+            "- note: RSS grows while those per-process caches fill (about 3 KB per distinct cookie "
+            "a worker has seen) and stops when they are full; with fewer than twice their size sent "
+            "in all, this run may have ended before that: run longer or with a higher --rate to see "
+            "where it levels off"
+        )
     if replaced:
         flat = False
         lines.append("- a worker was REPLACED during the run (its pid changed): see the server log")

@@ -485,9 +485,10 @@ async def test_requests_leave_no_reference_cycles_behind(kit, tmp_path):
                 for extensions in ({}, {"extensions": {"http.response.pathsend": {}}}):
                     left = {}
                     for name, app in (("bare", bare), ("consentkit", ours)):
-                        if name == "bare" and path == "/reads":
-                            continue  # get_consent needs the middleware
-                        scope = {"path": path, "raw_path": path.encode(), **extensions}
+                        # get_consent needs the middleware: the bare app's /plain is the baseline
+                        # for /reads (whatever else the process collects meanwhile counts on both).
+                        where = "/plain" if name == "bare" and path == "/reads" else path
+                        scope = {"path": where, "raw_path": where.encode(), **extensions}
                         sent = await run_raw(app, scope, headers)
                         assert sent[0]["status"] == 200, (path, sent[0])
                         # The fewest of three tries: garbage that something else in the process
@@ -504,4 +505,4 @@ async def test_requests_leave_no_reference_cycles_behind(kit, tmp_path):
                             finally:
                                 gc.enable()
                         left[name] = min(counts)
-                    assert left["consentkit"] <= left.get("bare", 0), (path, visitor, extensions, left)
+                    assert left["consentkit"] <= left["bare"], (path, visitor, extensions, left)
