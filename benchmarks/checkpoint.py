@@ -5,7 +5,8 @@ API and the ``consentkit verify`` command.
     python benchmarks/checkpoint.py --ledger sqlite:///big.db [--proofs 200] [--grow 100] [--rounds 5]
                                     [--verify 3]
 
-Run it on a copy: it stores chunk roots and checkpoints in the ledger and appends records. What
+Run it on a copy: it stores chunk roots and checkpoints in the ledger and appends records (let
+the copy reach the disk first, ``sync``: its write-back otherwise lands inside the timings). What
 is timed:
 
 1. the first checkpoint (no stored tree: every chunk root is hashed from the records);

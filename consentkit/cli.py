@@ -192,10 +192,9 @@ def verify(
 
     checkpoints = load_checkpoints(checkpoint_files, vkey_text, origin_name)
     # The workers that check the chain also hash the tree from the rows they verified: the
-    # stored tree and the checkpoints are then checked against it, with no second read. This
-    # process verifies ranges too (here=True) rather than wait while the workers start.
+    # stored tree and the checkpoints are then checked against it, with no second read.
     sizes = [cp.size for _, cp in checkpoints]
-    report, tree = _run(asyncio.to_thread(verify_with_tree, ledger_url, jobs, sizes, here=True))
+    report, tree = _run(asyncio.to_thread(verify_with_tree, ledger_url, jobs, sizes))
     if not report.ok:
         click.echo(f"FAILED at seq {report.first_bad_seq}: {report.problem}", err=True)
         click.echo(f"({report.records} records before it verified)", err=True)

@@ -101,7 +101,7 @@ def verify_parallel(url: str, jobs: int | None = None) -> VerifyReport:
 
 
 def verify_with_tree(
-    url: str, jobs: int | None = None, sizes: Iterable[int] = (), *, here: bool = False
+    url: str, jobs: int | None = None, sizes: Iterable[int] = ()
 ) -> tuple[VerifyReport, ChunkHasher | None]:
     """Verify the chain as :func:`verify_parallel` does, and compute the Merkle tree from the
     records it verified: chunk roots, and partial chunk roots at ``sizes`` and at the stored
@@ -109,15 +109,12 @@ def verify_with_tree(
 
     The tree is None when the chain did not verify, or when there is nothing to check it
     against (no ``sizes``, no stored chunk root or checkpoint): hashing costs the workers time.
-    ``here``: this process is one of the ``jobs`` and verifies ranges too, instead of waiting for
-    the workers (they take a few hundred ms to start); for a command, never for a server, whose
-    event loop this would hold for seconds.
     """
-    return _verify(url, jobs, tuple(sizes), here=here)
+    return _verify(url, jobs, tuple(sizes))
 
 
 def _verify(
-    url: str, jobs: int | None, sizes: tuple[int, ...] | None, *, here: bool = False
+    url: str, jobs: int | None, sizes: tuple[int, ...] | None
 ) -> tuple[VerifyReport, ChunkHasher | None]:
     """``sizes`` None: the chain only; else the tree too, if there is one to check."""
     jobs = jobs or os.cpu_count() or 1
@@ -126,30 +123,18 @@ def _verify(
         one = _verify_range(url, 1, max(total, 1), sizes)
         report, results = _verify_range_report(one), [one]
     else:
-        # Several ranges per process, so that none waits for the slowest; each starts a chunk.
+        # Several ranges per worker, so that none waits for the slowest; each starts a chunk.
+        # (This process does not take ranges itself: a worker that has taken one cannot give
+        # it back, so it would wait at the end for up to two ranges; measured no quicker.)
         chunks = -(-total // CHUNK)
         step = -(-chunks // (jobs * 4)) * CHUNK
         bounds = [(lo, min(lo + step - 1, total)) for lo in range(1, total + 1, step)]
-        results = _verify_ranges(url, bounds, sizes, jobs, here)
+        context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            firsts, lasts = zip(*bounds, strict=True)
+            results = list(pool.map(_verify_range, [url] * len(bounds), firsts, lasts, [sizes] * len(bounds)))
         report = combine(results)
     return report, (_tree(results) if sizes is not None and report.ok else None)
-
-
-def _verify_ranges(
-    url: str, bounds: list[tuple[int, int]], sizes: tuple[int, ...] | None, jobs: int, here: bool
-) -> list[RangeResult]:
-    """The ranges' results, in order: verified by worker processes from the first range on and,
-    ``here``, by this process from the last one back, as long as no worker has taken it."""
-    context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
-    with ProcessPoolExecutor(jobs - 1 if here else jobs, mp_context=context) as pool:
-        futures = [pool.submit(_verify_range, url, lo, hi, sizes) for lo, hi in bounds]
-        done: dict[int, RangeResult] = {}
-        for i in range(len(bounds) - 1, -1, -1) if here else ():
-            # A worker takes the ranges in order: once one has started, so have those before it.
-            if not futures[i].cancel():
-                break
-            done[i] = _verify_range(url, *bounds[i], sizes)
-        return [done[i] if i in done else future.result() for i, future in enumerate(futures)]
 
 
 async def _extent(url: str, sizes: tuple[int, ...] | None) -> tuple[int, tuple[int, ...] | None]:

@@ -120,7 +120,7 @@ def subtree_roots(nodes: Sequence[bytes], height: int) -> list[bytes]:
     if len(nodes) & ((1 << height) - 1):
         raise TreeError(f"{len(nodes)} nodes do not make subtrees of 2**{height}")
     sha, prefix = _sha256, _NODE_PREFIX
-    level = list(nodes)
+    level = nodes if isinstance(nodes, list) else list(nodes)  # never changed in place
     for _ in range(height):
         pairs = iter(level)
         level = [sha(prefix + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
