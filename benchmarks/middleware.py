@@ -176,6 +176,21 @@ def main() -> None:
     tmp = tempfile.mkdtemp()
     kit = ConsentKit(policy=policy, secret_keys=[SECRET], ledger=f"sqlite:///{tmp}/bench.db", inject=False)
     banner_kit = ConsentKit(policy=policy, secret_keys=[SECRET], ledger=f"sqlite:///{tmp}/bench.db")
+    # The same policy with a [regions] table: what resolving a visitor's region adds.
+    regional_policy = Policy.from_mapping(
+        {
+            "policy": policy.model_dump(exclude={"purposes", "regions"}),
+            "purposes": [p.model_dump() for p in policy.purposes],
+            "regions": {
+                "country_header": "cf-ipcountry",
+                "subdivision_header": "cf-region-code",
+                "rules": {"US": "opt_out", "EU": "opt_in", "CA": "opt_in", "JP": "notice"},
+            },
+        }
+    )
+    regional_kit = ConsentKit(
+        policy=regional_policy, secret_keys=[SECRET], ledger=f"sqlite:///{tmp}/bench.db", inject=False
+    )
     stored = StoredDecision(
         subject_id="bVv3m9bq0i2Zx0lY7Yl1xw",
         revision=policy.revision,
@@ -206,12 +221,14 @@ def main() -> None:
     with_banner = Starlette(
         routes=[*routes, Route("/plans", template_page)], middleware=[banner_kit.middleware]
     )
+    with_regions = Starlette(routes=routes, middleware=[regional_kit.middleware])
     with_floor = Starlette(routes=routes, middleware=[Middleware(FloorMiddleware)])
     with_session = Starlette(routes=routes, middleware=[Middleware(SessionMiddleware, secret_key=SECRET)])
 
     cookie_hdr = [(b"cookie", consent_cookie)]
     undecided_hdr = [(b"cookie", other_cookies)]
     session_hdr = [(b"cookie", session_cookie() + b"; _ga=GA1.2.3")]
+    region_hdr = [(b"cf-ipcountry", b"DE"), (b"cf-region-code", b"BE")]
     cases: dict[str, tuple[Any, Callable[[], dict[str, Any]]]] = {
         "bare Starlette, page": (bare, scope_for("/", cookie_hdr)),
         "bare Starlette, page at /reads": (bare, scope_for("/reads", cookie_hdr)),
@@ -220,6 +237,15 @@ def main() -> None:
         "consentkit, undecided, page": (with_kit, scope_for("/", undecided_hdr)),
         "consentkit, valid cookie, page reads consent": (with_kit, scope_for("/reads", cookie_hdr)),
         "consentkit, undecided, page reads consent": (with_kit, scope_for("/reads", undecided_hdr)),
+        # The difference between these two: resolving the region from the CDN's headers.
+        "consentkit, valid cookie, page reads consent, region headers": (
+            with_kit,
+            scope_for("/reads", cookie_hdr + region_hdr),
+        ),
+        "consentkit with regions, valid cookie, page reads consent": (
+            with_regions,
+            scope_for("/reads", cookie_hdr + region_hdr),
+        ),
         "SessionMiddleware, valid session, page reads session": (
             with_session,
             scope_for("/session", session_hdr),

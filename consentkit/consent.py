@@ -7,6 +7,7 @@ from typing import Any
 from .cookie import StoredDecision
 from .errors import UnknownPurposeError
 from .policy import Policy
+from .regions import STRICTNESS, Model
 
 # A cookie may say it was decided a little in the future when clocks disagree.
 CLOCK_SKEW_SECONDS = 300
@@ -19,6 +20,10 @@ class Consent:
     the ones the visitor refused or a signal denied. An undecided visitor has only the essential
     purposes granted and ``needs_prompt`` set; ``previous`` then holds an earlier decision (a
     past revision, or expired) for pre-filling the banner. Instances are immutable and shared.
+
+    ``model`` is the law of the visitor's ``region`` (``consentkit/regions.py``): under
+    ``opt_out`` and ``notice`` an undecided visitor has every purpose granted but those a GPC
+    signal or an earlier refusal denies.
     """
 
     __slots__ = (
@@ -29,8 +34,10 @@ class Consent:
         "gpc",
         "gpc_confirmed",
         "granted",
+        "model",
         "previous",
         "receipt",
+        "region",
         "revision",
         "stored",
         "subject_id",
@@ -44,8 +51,10 @@ class Consent:
     gpc: bool
     gpc_confirmed: bool
     granted: frozenset[str]
+    model: Model
     previous: StoredDecision | None
     receipt: str | None
+    region: str | None
     revision: int | None
     stored: StoredDecision | None
     subject_id: str | None
@@ -67,6 +76,8 @@ class Consent:
         gpc_confirmed: bool = False,
         valid_until: float = float("inf"),
         stored: StoredDecision | None = None,
+        model: Model = Model.OPT_IN,
+        region: str | None = None,
     ) -> None:
         set_ = object.__setattr__
         set_(self, "_policy", policy)
@@ -82,6 +93,8 @@ class Consent:
         set_(self, "gpc_confirmed", gpc_confirmed)
         set_(self, "valid_until", valid_until)
         set_(self, "stored", stored)
+        set_(self, "model", model)
+        set_(self, "region", region)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Consent is immutable")
@@ -109,15 +122,24 @@ class Consent:
 
     def __repr__(self) -> str:
         state = "decided" if self.decided else "undecided"
-        return f"<Consent {state} granted={sorted(self.granted)} gpc={self.gpc}>"
+        plain = self.region is None and self.model is Model.OPT_IN
+        where = "" if plain else f" {self.model} in {self.region}"
+        return f"<Consent {state}{where} granted={sorted(self.granted)} gpc={self.gpc}>"
 
 
-def evaluate(policy: Policy, stored: StoredDecision | None, gpc: bool, now: float) -> Consent:
-    """Apply the validity rules (the README's "How consent is decided") and the GPC signal to
-    what a cookie carried."""
+def evaluate(
+    policy: Policy,
+    stored: StoredDecision | None,
+    gpc: bool,
+    now: float,
+    model: Model = Model.OPT_IN,
+    region: str | None = None,
+) -> Consent:
+    """Apply the validity rules (the README's "How consent is decided"), the law of the
+    visitor's region and the GPC signal to what a cookie carried."""
     essential = policy.essential_ids
     if stored is None:
-        return Consent(policy, decided=False, granted=essential, denied=frozenset(), gpc=gpc)
+        return _undecided(policy, gpc, model, region)
     lifetime = policy.consent_lifetime_days * 86400
     # A float: every request that reads consent compares it with time.time(), and a float
     # against an int is the slow comparison.
@@ -128,16 +150,11 @@ def evaluate(policy: Policy, stored: StoredDecision | None, gpc: bool, now: floa
         or now >= valid_until
         or stored.decided_at > now + CLOCK_SKEW_SECONDS
         or not all(p in stored.granted or p in stored.denied for p in optional)
+        # A choice made under a laxer law is not consent under a stricter one (a visitor from
+        # California in Germany is asked, their choices pre-filled).
+        or STRICTNESS[stored.model] < STRICTNESS[model]
     ):
-        return Consent(
-            policy,
-            decided=False,
-            granted=essential,
-            denied=frozenset(),
-            gpc=gpc,
-            subject_id=stored.subject_id,
-            previous=stored,
-        )
+        return _undecided(policy, gpc, model, region, stored)
     granted = stored.granted.intersection(optional)
     if gpc and not stored.gpc:
         # A choice made without the signal yields to it; one made after seeing the GPC notice
@@ -156,4 +173,35 @@ def evaluate(policy: Policy, stored: StoredDecision | None, gpc: bool, now: floa
         gpc_confirmed=stored.gpc,
         valid_until=valid_until,
         stored=stored,
+        model=model,
+        region=region,
+    )
+
+
+def _undecided(
+    policy: Policy, gpc: bool, model: Model, region: str | None, previous: StoredDecision | None = None
+) -> Consent:
+    """A visitor without a valid decision: only the essential purposes where the law is opt-in;
+    elsewhere every purpose but those the visitor refused before or a GPC signal denies (an
+    opt-out does not lapse with a new policy revision or a consent lifetime)."""
+    essential = policy.essential_ids
+    if model is Model.OPT_IN:
+        granted = essential
+    else:
+        optional = frozenset(policy.optional_ids)
+        if gpc:
+            optional -= policy.gpc_ids
+        if previous is not None:
+            optional -= previous.denied
+        granted = essential | optional
+    return Consent(
+        policy,
+        decided=False,
+        granted=granted,
+        denied=frozenset() if model is Model.OPT_IN else frozenset(policy.optional_ids) - granted,
+        gpc=gpc,
+        subject_id=previous.subject_id if previous is not None else None,
+        previous=previous,
+        model=model,
+        region=region,
     )

@@ -6,7 +6,8 @@ The value is an itsdangerous timestamped signature over a compact text payload::
 
 ``granted`` and ``denied`` are purpose ids joined by ``-`` (ids never contain it), ``decided_at`` is
 UNIX seconds, ``receipt`` the ledger record's hash prefix, ``flags`` holds ``g`` when the decision
-was made while the browser sent a Global Privacy Control signal. Every character is a cookie-octet,
+was made while the browser sent a Global Privacy Control signal, and ``o`` or ``n`` when it was
+made where the law is opt-out or a notice (none: opt-in). Every character is a cookie-octet,
 so the value needs no quoting.
 
 Decoding never raises: anything wrong means ``None`` (undecided). Verified values are cached by
@@ -25,6 +26,7 @@ from itsdangerous import BadSignature, TimestampSigner
 from .cache import BoundedCache
 from .entropy import token_urlsafe
 from .errors import ConfigurationError
+from .regions import Model
 
 FORMAT_VERSION = "1"
 SEP = "~"
@@ -49,6 +51,8 @@ class StoredDecision:
     receipt: str
     gpc: bool
     old_key: bool = False  # verified with an older key: re-sign on the next response
+    # The law the choice was made under: a choice counts only where the law is no stricter.
+    model: Model = Model.OPT_IN
 
 
 def new_subject_id() -> str:
@@ -86,7 +90,7 @@ class CookieCodec:
                 JOIN.join(sorted(decision.denied)),
                 str(decision.decided_at),
                 decision.receipt,
-                "g" if decision.gpc else "",
+                ("g" if decision.gpc else "") + _MODEL_FLAGS[decision.model],
             )
         )
         return self._signer.sign(payload).decode("ascii")
@@ -132,6 +136,9 @@ def _unsign(signer: TimestampSigner, raw: bytes) -> bytes | None:
         return None
 
 
+_MODEL_FLAGS = {Model.OPT_IN: "", Model.OPT_OUT: "o", Model.NOTICE: "n"}
+
+
 def _signer(key: str | bytes) -> TimestampSigner:
     return TimestampSigner(key, salt=SALT, sep=".", digest_method=hashlib.sha256)
 
@@ -155,8 +162,9 @@ def _parse(payload: bytes, old_key: bool) -> StoredDecision | None:
             denied=denied_ids,
             decided_at=int(decided_at),
             receipt=receipt,
-            gpc=flags == "g",
+            gpc="g" in flags,
             old_key=old_key,
+            model=Model.OPT_OUT if "o" in flags else Model.NOTICE if "n" in flags else Model.OPT_IN,
         )
     except (UnicodeDecodeError, ValueError):
         return None

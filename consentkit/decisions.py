@@ -120,8 +120,10 @@ class Decisions:
             decided_at=int(datetime.fromisoformat(record.recorded_at).timestamp()),
             receipt=record.receipt,
             gpc=facts.gpc,
+            model=before.model,
         )
-        return Outcome(record, stored, evaluate(policy, stored, facts.gpc, time.time()))
+        consent = evaluate(policy, stored, facts.gpc, time.time(), before.model, before.region)
+        return Outcome(record, stored, consent)
 
     async def record(
         self,

@@ -23,11 +23,13 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from .canonical import canonical_json
 from .errors import PolicyError, UnknownPurposeError
+from .regions import Regions
 
 PURPOSE_ID_PATTERN = re.compile(r"^[a-z0-9_]{1,32}$")
 LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})*$")
@@ -60,6 +62,9 @@ class Purpose(BaseModel):
     cookies: tuple[StrictStr, ...] = ()
     consent_mode: tuple[StrictStr, ...] = ()
     opt_out_signals: tuple[StrictStr, ...] = ()
+    # Sensitive personal information (the CCPA's term): where the law is opt-out, the page
+    # offers "Limit the Use of My Sensitive Personal Information" for it.
+    sensitive: StrictBool = False
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -86,7 +91,7 @@ class Purpose(BaseModel):
 class Policy(BaseModel):
     """A site's consent policy (the README's "The policy file"). Immutable once built."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     controller: StrictStr = Field(min_length=1)
     contact: StrictStr = Field(min_length=1)
@@ -96,12 +101,19 @@ class Policy(BaseModel):
     consent_lifetime_days: StrictInt = 180
     default_locale: StrictStr = "en"
     purposes: tuple[Purpose, ...]
+    # Which consent model applies where (``consentkit/regions.py``); None: opt-in everywhere.
+    regions: Regions | None = None
 
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as exc:
             raise PolicyError("<python>", _pydantic_problems(exc, data)) from None
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _regions(cls, value: Any) -> Any:
+        return Regions.from_mapping(value) if isinstance(value, Mapping) else value
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
@@ -131,11 +143,11 @@ class Policy(BaseModel):
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "<python>") -> Policy:
         """Build a policy from the file's structure: a ``policy`` table and a ``purposes`` list."""
-        unknown = sorted(set(data) - {"policy", "purposes"})
+        unknown = sorted(set(data) - {"policy", "purposes", "regions"})
         if unknown:
             raise PolicyError(
                 source,
-                [(k, "unknown top-level key; expected [policy] and [[purposes]]") for k in unknown],
+                [(k, "unknown top-level key; expected [policy], [[purposes]], [regions]") for k in unknown],
             )
         header = data.get("policy")
         if not isinstance(header, Mapping):
@@ -147,6 +159,13 @@ class Policy(BaseModel):
         purposes = fields["purposes"]
         if not isinstance(purposes, list) or not all(isinstance(p, Mapping) for p in purposes):
             raise PolicyError(source, [("purposes", "must be [[purposes]] tables")])
+        # A policy's model_dump() has its regions among the fields (None when there are none).
+        if fields.get("regions") is None:
+            fields.pop("regions", None)
+        if "regions" in data:
+            if "regions" in fields:
+                raise PolicyError(source, [("policy.regions", "regions go in their own [regions] table")])
+            fields["regions"] = data["regions"]
         try:
             return cls(**{**fields, "purposes": [_purpose(i, p) for i, p in enumerate(purposes)]})
         except PolicyError as exc:
@@ -175,6 +194,11 @@ class Policy(BaseModel):
         return tuple(p.id for p in self.purposes if not p.essential)
 
     @cached_property
+    def sensitive_ids(self) -> frozenset[str]:
+        """Purposes that use sensitive personal information."""
+        return frozenset(p.id for p in self.purposes if p.sensitive)
+
+    @cached_property
     def gpc_ids(self) -> frozenset[str]:
         """Purposes that a Global Privacy Control signal denies."""
         return frozenset(p.id for p in self.purposes if "gpc" in p.opt_out_signals)
@@ -191,8 +215,18 @@ class Policy(BaseModel):
 
     @cached_property
     def canonical_json(self) -> str:
-        """The policy as canonical JSON (sorted keys, no spaces): what the digest covers."""
-        return canonical_json(self.model_dump(mode="json"))
+        """The policy as canonical JSON (sorted keys, no spaces): what the digest covers.
+
+        What a policy leaves at its default and older versions did not know (``regions``, a
+        purpose's ``sensitive``) is left out, so that the digest of an unchanged policy file
+        stays what it was."""
+        data = self.model_dump(mode="json", exclude={"regions"})
+        for purpose in data["purposes"]:
+            if not purpose["sensitive"]:
+                del purpose["sensitive"]
+        if self.regions is not None:
+            data["regions"] = self.regions.to_dict()
+        return canonical_json(data)
 
     @cached_property
     def digest(self) -> str:

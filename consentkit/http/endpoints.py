@@ -156,6 +156,8 @@ class Endpoints:
             "policy_version": policy.version,
             "gpc": consent.gpc,
             "gpc_purposes": sorted(policy.gpc_ids),
+            "region": consent.region,
+            "model": str(consent.model),
             "needs_prompt": consent.needs_prompt,
             "locale": self.locale(request),
             "receipt": consent.receipt,

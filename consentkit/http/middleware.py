@@ -56,8 +56,7 @@ class RequestState(dict[str, Any]):
     def __missing__(self, key: str) -> Any:
         if key != "consent":
             raise KeyError(key)
-        cookie, gpc, _ = scan(self._headers)
-        consent = self["consent"] = self._reader.of(cookie, gpc)
+        consent = self["consent"] = self._reader.of_headers(self._headers)
         return consent
 
 
@@ -268,7 +267,10 @@ class Responder:
             cookie, gpc, language = scan(scope["headers"])
             consent = state.get("consent")
             if consent is None:
-                consent = state["consent"] = mw.reader.of(cookie, gpc)
+                reader = mw.reader
+                consent = state["consent"] = (
+                    reader.of(cookie, gpc) if reader.regions is None else reader.of_headers(scope["headers"])
+                )
             locale = renderer.languages.best(language)
             tags = renderer.tags(consent, locale, here(scope), state_nonce(state))
         except Exception:

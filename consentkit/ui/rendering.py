@@ -28,6 +28,7 @@ from ..http.csrf import CsrfGuard
 from ..http.paths import is_safe_next
 from ..http.static import WidgetAssets
 from ..policy import Policy
+from ..regions import Model
 from . import browsers
 from .languages import Languages, translations
 
@@ -165,7 +166,11 @@ class Renderer:
             revised = False
         else:
             prev = consent.previous
-            checked = (prev.granted & frozenset(policy.optional_ids)) - gpc_off if prev else frozenset()
+            if consent.model is not Model.OPT_IN:
+                # Where the law is opt-out or a notice, what is allowed until the visitor refuses.
+                checked = consent.granted - policy.essential_ids
+            else:
+                checked = (prev.granted & frozenset(policy.optional_ids)) - gpc_off if prev else frozenset()
             revised = prev is not None and prev.revision != policy.revision
         key = (
             locale,

@@ -1,0 +1,310 @@
+"""Regions: the law of each visitor (opt-in, opt-out, notice) from trusted CDN headers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from conftest import BASE, EXAMPLE_POLICY, decide, make_app
+from http_helpers import set_cookie_names
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from consentkit import ConsentKit, Policy
+from consentkit.errors import PolicyError
+from consentkit.regions import COUNTRIES, EEA, EU, Model, RegionReader, parse_region
+
+RULES = {"US": "opt_out", "US-TX": "opt_in", "CA": "opt_in", "EU": "opt_in", "EEA": "opt_out", "JP": "notice"}
+REGIONS = {
+    "country_header": "cf-ipcountry",
+    "subdivision_header": "cf-region-code",
+    "default": "opt_in",
+    "rules": RULES,
+}
+
+
+def regional_policy(**regions: Any) -> Policy:
+    base = Policy.from_toml(EXAMPLE_POLICY)
+    data = base.model_dump(exclude={"purposes", "regions"})
+    return Policy.from_mapping(
+        {
+            "policy": data,
+            "purposes": [p.model_dump() for p in base.purposes],
+            "regions": {**REGIONS, **regions},
+        }
+    )
+
+
+def visitor(country: str | None = None, subdivision: str | None = None, **more: str) -> dict[str, str]:
+    headers = dict(more)
+    if country is not None:
+        headers["cf-ipcountry"] = country
+    if subdivision is not None:
+        headers["cf-region-code"] = subdivision
+    return headers
+
+
+# -- the policy's [regions] table ------------------------------------------------------------
+
+
+def test_a_policy_file_with_regions_loads_and_its_digest_covers_them(tmp_path):
+    text = EXAMPLE_POLICY.read_text()
+    path = tmp_path / "consent.toml"
+    path.write_text(
+        text + '\n[regions]\ncountry_header = "CF-IPCountry"\ndefault = "notice"\n'
+        'rules = { "US" = "opt_out", "CA-QC" = "opt_in" }\n'
+    )
+    policy = Policy.from_toml(path)
+    assert policy.regions is not None
+    assert policy.regions.country_header == "cf-ipcountry"  # header names are compared lower case
+    assert policy.regions.model_of("US-CA") is Model.OPT_OUT
+    assert policy.regions.model_of("CA-QC") is Model.OPT_IN
+    assert policy.regions.model_of("CA-ON") is Model.NOTICE
+    plain = Policy.from_toml(EXAMPLE_POLICY)
+    assert policy.digest != plain.digest
+    assert '"regions":{' in policy.canonical_json
+    # A policy without regions (or sensitive purposes) hashes as it did before they existed.
+    assert "regions" not in plain.canonical_json and "sensitive" not in plain.canonical_json
+
+
+@pytest.mark.parametrize(
+    ("regions", "key", "message"),
+    [
+        ({"default": "opt_maybe"}, "regions.default", "unknown model 'opt_maybe'"),
+        ({"rules": {"APAC": "opt_in"}}, "regions.rules.APAC", "is not a region"),
+        ({"rules": {"USA": "opt_out"}}, "regions.rules.USA", "is not a region"),
+        ({"rules": {"US-": "opt_out"}}, "regions.rules.US-", "is not a region"),
+        ({"rules": {"US-CALI": "opt_out"}}, "regions.rules.US-CALI", "is not a region"),
+        ({"rules": {"XX": "opt_out"}}, "regions.rules.XX", "is not a region"),
+        ({"rules": {"US": "optout"}}, "regions.rules.US", "unknown model 'optout'"),
+        ({"country_header": "cf ipcountry"}, "regions.country_header", "is not a header name"),
+        ({"subdivision_header": 7}, "regions.subdivision_header", "is not a header name"),
+        ({"rules": ["US"]}, "regions.rules", "must be a table"),
+        ({"countries": "US"}, "regions.countries", "unknown key"),
+    ],
+)
+def test_a_bad_regions_table_fails_naming_the_key_and_the_problem(regions, key, message):
+    with pytest.raises(PolicyError) as info:
+        regional_policy(**regions)
+    assert any(k == key and message in m for k, m in info.value.problems), info.value.problems
+
+
+def test_a_regions_table_without_its_country_header_fails():
+    base = Policy.from_toml(EXAMPLE_POLICY)
+    with pytest.raises(PolicyError, match=r"regions\.country_header: required key is missing"):
+        Policy.from_mapping(
+            {
+                "policy": base.model_dump(exclude={"purposes", "regions"}),
+                "purposes": [p.model_dump() for p in base.purposes],
+                "regions": {"default": "opt_out"},
+            }
+        )
+
+
+def test_the_groups_are_the_eu_and_the_eea():
+    assert len(EU) == 27 and "GR" in EU and "GB" not in EU
+    assert EU | {"IS", "LI", "NO"} == EEA
+    assert EU <= COUNTRIES and "XK" in COUNTRIES and "EU" not in COUNTRIES and "ZZ" not in COUNTRIES
+
+
+@pytest.mark.parametrize(
+    ("region", "model"),
+    [
+        ("US-CA", Model.OPT_OUT),  # the country's rule
+        ("US-TX", Model.OPT_IN),  # the subdivision's rule wins over the country's
+        ("US", Model.OPT_OUT),
+        ("DE", Model.OPT_IN),  # the EU rule wins over the EEA's: the smaller group is more specific
+        ("NO", Model.OPT_OUT),  # in the EEA, not in the EU
+        ("JP", Model.NOTICE),
+        ("BR", Model.OPT_IN),  # no rule: the default
+        (None, Model.OPT_IN),
+    ],
+)
+def test_the_most_specific_rule_wins(region, model):
+    assert regional_policy().regions.model_of(region) is model
+
+
+# -- reading the region of a request ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("country", "subdivision", "region"),
+    [
+        (b"US", b"CA", "US-CA"),
+        (b"us", b"ca", "US-CA"),
+        (b"CA", b"CA-QC", "CA-QC"),  # the whole ISO 3166-2 code, as some CDNs send it
+        (b" FR ", None, "FR"),
+        (b"FR", b"", "FR"),
+        (b"FR", b"not a code", "FR"),  # a malformed subdivision is left out, the country kept
+        (b"XX", None, None),  # Cloudflare: unknown
+        (b"T1", None, None),  # Cloudflare: Tor
+        (b"EU", None, None),
+        (b"USA", None, None),
+        (b"", None, None),
+        (b"\xff\xfe", None, None),
+        (b"JP", b"\xff", "JP"),
+    ],
+)
+def test_header_values_that_are_not_iso_3166_codes_mean_an_unknown_region(country, subdivision, region):
+    assert parse_region(country, subdivision) == region
+
+
+def test_a_repeated_or_missing_country_header_is_an_unknown_region():
+    reader = RegionReader(regional_policy(default="notice").regions)
+    assert reader.of_headers([(b"cf-ipcountry", b"US")]) == ("US", Model.OPT_OUT)
+    assert reader.of_headers([(b"cf-ipcountry", b"US"), (b"cf-ipcountry", b"DE")]) == (None, Model.NOTICE)
+    assert reader.of_headers([(b"cf-ipcountry", b"DE"), (b"cf-ipcountry", b"DE")]) == (None, Model.NOTICE)
+    assert reader.of_headers([(b"x-country", b"US")]) == (None, Model.NOTICE)  # not the configured name
+    assert reader.of_headers([]) == (None, Model.NOTICE)
+
+
+def test_the_remembered_answers_stay_bounded():
+    reader = RegionReader(regional_policy().regions)
+    for i in range(6000):
+        reader.of_headers([(b"cf-ipcountry", b"US"), (b"cf-region-code", b"%d" % (i % 1000))])
+        reader.of_headers([(b"cf-ipcountry", b"%d" % i)])
+    assert len(reader._cache) <= 4096
+
+
+# -- the three models, end to end ------------------------------------------------------------
+
+
+async def set_tracking_cookies(request: Request) -> PlainTextResponse:
+    response = PlainTextResponse("ok")
+    response.set_cookie("_ga", "GA1.1")
+    response.set_cookie("IDE", "x")
+    response.set_cookie("session", "s")
+    return response
+
+
+@pytest.fixture
+async def regional(make_kit) -> AsyncIterator[tuple[ConsentKit, httpx.AsyncClient]]:
+    kit = make_kit(policy=regional_policy())
+    app = make_app(kit, [Route("/track", set_tracking_cookies)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        yield kit, client
+    await kit.aclose()
+
+
+@pytest.mark.parametrize(
+    ("where", "gpc", "page", "cookies"),
+    [
+        # opt-in: only the essential purposes until the visitor agrees, GPC or not
+        (visitor("DE"), False, "necessary=1 analytics=0 ads=0", {"session"}),
+        (visitor("CA", "QC"), True, "necessary=1 analytics=0 ads=0", {"session"}),
+        (visitor(), False, "necessary=1 analytics=0 ads=0", {"session"}),  # unknown: the default
+        # opt-out: allowed until the visitor opts out; GPC opts out of the purposes that honour it
+        (visitor("US", "CA"), False, "necessary=1 analytics=1 ads=1", {"session", "_ga", "IDE"}),
+        (visitor("US", "CA"), True, "necessary=1 analytics=1 ads=0", {"session", "_ga"}),
+        # notice: nothing blocked (a GPC signal is still honoured)
+        (visitor("JP"), False, "necessary=1 analytics=1 ads=1", {"session", "_ga", "IDE"}),
+        (visitor("JP"), True, "necessary=1 analytics=1 ads=0", {"session", "_ga"}),
+    ],
+)
+async def test_an_undecided_visitor_gets_the_law_of_their_region(regional, where, gpc, page, cookies):
+    _, client = regional
+    headers = {**where, **({"sec-gpc": "1"} if gpc else {})}
+    assert (await client.get("/", headers=headers)).text == page
+    assert set(set_cookie_names(await client.get("/track", headers=headers))) == cookies
+    state = (await client.get("/consent", headers=headers)).json()
+    assert state["decided"] is False
+    model = {"DE": "opt_in", "CA": "opt_in", "US": "opt_out", "JP": "notice"}.get(where.get("cf-ipcountry"))
+    assert state["model"] == (model or "opt_in")
+    region = where.get("cf-ipcountry")
+    if region and where.get("cf-region-code"):
+        region += "-" + where["cf-region-code"]
+    assert state["region"] == region
+
+
+async def test_an_opt_out_is_a_decision_kept_in_the_cookie_and_honoured(regional):
+    _, client = regional
+    us = visitor("US", "CA")
+    assert (await decide(client, "reject_all", headers=us)).status_code == 200
+    assert (await client.get("/", headers=us)).text == "necessary=1 analytics=0 ads=0"
+    assert set(set_cookie_names(await client.get("/track", headers=us))) == {"session"}
+    state = (await client.get("/consent", headers=us)).json()
+    assert state["decided"] is True and state["model"] == "opt_out"
+
+
+async def test_a_choice_made_under_opt_out_is_not_consent_where_the_law_is_opt_in(regional):
+    _, client = regional
+    assert (await decide(client, "accept_all", headers=visitor("US", "CA"))).status_code == 200
+    assert (await client.get("/", headers=visitor("US", "CA"))).text == "necessary=1 analytics=1 ads=1"
+    # The same visitor in Germany: asked again, nothing granted meanwhile, their choice pre-filled.
+    assert (await client.get("/", headers=visitor("DE"))).text == "necessary=1 analytics=0 ads=0"
+    state = (await client.get("/consent", headers=visitor("DE"))).json()
+    assert state["decided"] is False and state["model"] == "opt_in"
+    assert state["previous"] == {"analytics": True, "ads": True}
+    # Deciding there makes it consent under opt-in, which also holds back in California.
+    assert (await decide(client, "save", ["analytics"], headers=visitor("DE"))).status_code == 200
+    assert (await client.get("/", headers=visitor("DE"))).text == "necessary=1 analytics=1 ads=0"
+    assert (await client.get("/", headers=visitor("US", "CA"))).text == "necessary=1 analytics=1 ads=0"
+
+
+async def test_a_choice_made_under_a_notice_does_not_count_under_opt_out_or_opt_in(regional):
+    _, client = regional
+    assert (await decide(client, "accept_all", headers=visitor("JP"))).status_code == 200
+    assert (await client.get("/consent", headers=visitor("JP"))).json()["decided"] is True
+    assert (await client.get("/consent", headers=visitor("US"))).json()["decided"] is False
+    assert (await client.get("/consent", headers=visitor("FR"))).json()["decided"] is False
+
+
+async def test_an_opt_out_outlives_a_new_policy_revision(make_kit):
+    old = regional_policy()
+    kit = make_kit(policy=old)
+    app = make_app(kit)
+    us = visitor("US")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        assert (await decide(client, "save", ["analytics"], headers=us)).status_code == 200
+        cookies = dict(client.cookies)
+    await kit.aclose()
+    data = old.model_dump(exclude={"purposes", "regions"})
+    bumped = Policy.from_mapping(
+        {
+            "policy": {**data, "revision": old.revision + 1},
+            "purposes": [p.model_dump() for p in old.purposes],
+            "regions": REGIONS,
+        }
+    )
+    kit = make_kit(policy=bumped)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=make_app(kit)), base_url=BASE, cookies=cookies
+    ) as client:
+        # Undecided under the new revision, but the earlier refusal of ads still stands.
+        assert (await client.get("/", headers=us)).text == "necessary=1 analytics=1 ads=0"
+        assert (await client.get("/consent", headers=us)).json()["decided"] is False
+    await kit.aclose()
+
+
+async def test_without_regions_get_consent_says_opt_in_and_no_region(client):
+    state = (await client.get("/consent", headers=visitor("US"))).json()
+    assert state["model"] == "opt_in" and state["region"] is None
+    assert (await client.get("/", headers=visitor("US"))).text == "necessary=1 analytics=0 ads=0"
+
+
+@pytest.mark.parametrize("model", list(Model))
+def test_the_cookie_carries_the_law_a_choice_was_made_under(model):
+    from consentkit.cookie import CookieCodec, StoredDecision
+
+    codec = CookieCodec(["k" * 32])
+    stored = StoredDecision(
+        "s", 1, frozenset({"ads"}), frozenset(), 1_700_000_000, "r", gpc=True, model=model
+    )
+    back = codec.decode(codec.encode(stored))
+    assert back is not None and back.model is model and back.gpc is True
+
+
+async def test_the_banner_of_an_opt_out_visitor_has_what_is_allowed_ticked(make_kit):
+    kit = make_kit(policy=regional_policy())
+    app = make_app(kit)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        us = (await client.get("/consent/banner", headers=visitor("US", "CA", **{"sec-gpc": "1"}))).text
+        de = (await client.get("/consent/banner", headers=visitor("DE"))).text
+    await kit.aclose()
+    assert re.search(r'<input[^>]*value="analytics"[^>]*checked', us)
+    assert not re.search(r'<input[^>]*value="ads"[^>]*checked', us)  # GPC opted out of it
+    assert not re.search(r'<input[^>]*value="analytics"[^>]*checked', de)
