@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx
 import pytest
 from conftest import BASE, EXAMPLE_POLICY, decide, make_app
-from http_helpers import set_cookie_names
+from http_helpers import all_records, set_cookie_names
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -308,3 +309,104 @@ async def test_the_banner_of_an_opt_out_visitor_has_what_is_allowed_ticked(make_
     assert re.search(r'<input[^>]*value="analytics"[^>]*checked', us)
     assert not re.search(r'<input[^>]*value="ads"[^>]*checked', us)  # GPC opted out of it
     assert not re.search(r'<input[^>]*value="analytics"[^>]*checked', de)
+
+
+# -- what the page says under each model ------------------------------------------------------
+
+
+class Forms(HTMLParser):
+    """The forms of an HTML fragment: each one's fields and its submit buttons."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "form":
+            self.forms.append({"fields": [], "buttons": {}})
+        elif self.forms and tag == "input" and a.get("type") == "hidden":
+            self.forms[-1]["fields"].append((a["name"], a["value"]))
+        elif self.forms and tag == "button" and a.get("name") == "action":
+            for marker in (k for k in a if k.startswith("data-ck-")):
+                self.forms[-1]["buttons"][marker] = a["value"]
+
+
+def form_with(html: str, button: str) -> dict[str, Any]:
+    """The fields that pressing the button ``data-ck-…`` of the fragment would send."""
+    parser = Forms()
+    parser.feed(html)
+    form = next(f for f in parser.forms if button in f["buttons"])
+    data: dict[str, Any] = {"action": form["buttons"][button]}
+    for name, value in form["fields"]:
+        if name == "granted":
+            data.setdefault("granted", []).append(value)
+        else:
+            data[name] = value
+    return data
+
+
+def sensitive_policy() -> Policy:
+    base = regional_policy()
+    purposes = [p.model_dump() for p in base.purposes]
+    purposes[1]["sensitive"] = True  # analytics, for the test's sake
+    return Policy.from_mapping(
+        {"policy": base.model_dump(exclude={"purposes", "regions"}), "purposes": purposes, "regions": REGIONS}
+    )
+
+
+async def test_do_not_sell_or_share_works_without_javascript_and_keeps_the_rest(make_kit):
+    kit = make_kit(policy=sensitive_policy())
+    us = visitor("US", "CA")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(kit)), base_url=BASE) as client:
+        banner = (await client.get("/consent/banner", headers=us)).text
+        assert "Do Not Sell or Share My Personal Information" in banner
+        assert "Limit the Use of My Sensitive Personal Information" in banner
+        assert "data-ck-notice" in banner and 'data-ck-action="accept_all"' not in banner  # no opt-in wall
+        data = form_with(banner, "data-ck-opt-out")
+        r = await client.post("/consent", data=data, headers={**us, "origin": BASE})
+        assert r.status_code == 303, r.text
+        # Ads (the purpose that honours GPC: "sale or sharing") off, analytics as it was.
+        assert (await client.get("/", headers=us)).text == "necessary=1 analytics=1 ads=0"
+        record = (await all_records(kit))[-1]
+        assert record.action == "save" and record.purposes == {
+            "necessary": True,
+            "analytics": True,
+            "ads": False,
+        }
+        # Decided: no notice any more, the choices stay on every page.
+        banner = (await client.get("/consent/banner", headers=us)).text
+        assert "data-ck-notice" not in banner and "Do Not Sell or Share My Personal Information" in banner
+        r = await client.post(
+            "/consent", data=form_with(banner, "data-ck-limit"), headers={**us, "origin": BASE}
+        )
+        assert r.status_code == 303, r.text
+        assert (await client.get("/", headers=us)).text == "necessary=1 analytics=0 ads=0"
+    await kit.aclose()
+
+
+async def test_the_opt_out_notice_says_the_gpc_signal_was_honoured_in_english_and_french(make_kit):
+    kit = make_kit(policy=regional_policy())
+    us_gpc = visitor("US", "CA", **{"sec-gpc": "1"})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(kit)), base_url=BASE) as client:
+        en = (await client.get("/consent/banner", headers=us_gpc)).text
+        fr = (await client.get("/consent/banner", headers={**us_gpc, "accept-language": "fr-CA"})).text
+        plain = (await client.get("/consent/banner", headers=visitor("US", "CA"))).text
+    await kit.aclose()
+    assert "We honour it as your request to opt out of the sale or sharing" in en
+    assert "Nous le respectons comme votre demande de refus" in fr
+    assert "Ne pas vendre ni partager mes renseignements personnels" in fr
+    assert "Global Privacy Control" not in plain
+    assert "Limit the Use" not in plain  # no purpose is marked sensitive
+
+
+async def test_the_notice_model_informs_and_keeps_refusing_one_click_away(make_kit):
+    kit = make_kit(policy=regional_policy())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(kit)), base_url=BASE) as client:
+        jp = (await client.get("/consent/banner", headers=visitor("JP"))).text
+        de = (await client.get("/consent/banner", headers=visitor("DE"))).text
+    await kit.aclose()
+    assert "the others are on unless you turn them off" in jp
+    assert 'data-ck-action="reject_all"' in jp and 'data-ck-action="accept_all"' in jp
+    assert "the others only if you agree" in de
+    assert "Do Not Sell" not in jp + de

@@ -175,6 +175,7 @@ class Renderer:
         key = (
             locale,
             consent.decided,
+            consent.model,
             tuple(sorted(gpc_off)),
             revised,
             tuple(sorted(checked)),
@@ -196,12 +197,21 @@ class Renderer:
         policy = self.policy
         views = self.purposes(locale, gpc_off)
         gpc_titles = ", ".join(v.title for v in views if v.gpc_denied)
+        # Where the law is opt-out: what each one-click opt-out keeps (every other purpose as it
+        # is). Without purposes that honour GPC, every purpose counts as "sale or sharing".
+        on = consent.granted - policy.essential_ids
+        sale = policy.gpc_ids or frozenset(policy.optional_ids)
         html = (
             self.env(locale)
             .get_template("consentkit/banner.html")
             .render(
                 prefix=self.prefix,
                 decided=consent.decided,
+                model=str(consent.model),
+                keep_without_sale=[p for p in policy.optional_ids if p in on and p not in sale],
+                keep_without_sensitive=[p for p in policy.optional_ids if p in on - policy.sensitive_ids],
+                sensitive=bool(policy.sensitive_ids),
+                gpc_honoured=bool(gpc_off),
                 locale=locale,
                 controller=policy.controller,
                 privacy_url=policy.privacy_url,
@@ -258,6 +268,7 @@ class Renderer:
         prev = consent.previous
         state = (
             consent.decided,
+            consent.model,
             consent.gpc and not consent.gpc_confirmed,
             consent.granted,
             None if prev is None else (prev.granted, prev.revision),
