@@ -35,6 +35,7 @@ from .http.limits import RateLimiter
 from .http.middleware import ConsentMiddleware
 from .http.paths import is_safe_next
 from .http.reading import ConsentReader
+from .http.responses import vary_on
 from .http.static import WidgetAssets
 from .ledger import Ledger, LedgerRecord, open_ledger
 from .ledger.publisher import CheckpointPublisher, Sink
@@ -184,7 +185,7 @@ class ConsentKit:
             "firewall": self.firewall,
             "cookie": self.cookie,
             "renderer": self.renderer if self.inject else None,
-            "vary_gpc": bool(self.policy.gpc_ids),
+            "vary": vary_on(self.policy),
             "startup": self.startup,
             "shutdown": self.aclose,
         }

@@ -58,6 +58,7 @@ EU = frozenset({
 EEA = EU | {"IS", "LI", "NO"}
 GROUPS: Mapping[str, frozenset[str]] = {"EU": EU, "EEA": EEA}
 
+_MODE_STATE = {Model.OPT_IN: "denied", Model.OPT_OUT: "granted", Model.NOTICE: "granted"}
 _SUBDIVISION = re.compile(r"[A-Z0-9]{1,3}\Z")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]{1,64}\Z")
 
@@ -130,6 +131,32 @@ class Regions:
             if hit is not None and country in GROUPS[group]:
                 return hit
         return self.default
+
+    def consent_mode_defaults(self, types: Iterable[str]) -> list[dict[str, Any]]:
+        """Google Consent Mode ``default`` commands for these rules: one per model with the
+        ``region`` list it applies to (ISO 3166 codes; the groups spelled out as the countries
+        without a rule of their own), then the general default. Tags start granted where the
+        law is opt-out or a notice, denied where it is opt-in, before any page has read a
+        visitor's cookie (Google applies the most specific region, as these rules do)."""
+        regions: dict[Model, set[str]] = {}
+        for key, model in self.rules.items():
+            if key not in GROUPS:
+                regions.setdefault(model, set()).add(key)
+        for group in ("EU", "EEA"):
+            group_model = self.rules.get(group)
+            if group_model is None:
+                continue
+            for country in GROUPS[group]:
+                if country in self.rules or (group == "EEA" and "EU" in self.rules and country in EU):
+                    continue
+                regions.setdefault(group_model, set()).add(country)
+        types = sorted(types)
+        out: list[dict[str, Any]] = [
+            {**dict.fromkeys(types, _MODE_STATE[model]), "region": sorted(codes)}
+            for model, codes in sorted(regions.items())
+        ]
+        out.append(dict.fromkeys(types, _MODE_STATE[self.default]))
+        return out
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Regions) and self.to_dict() == other.to_dict()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
@@ -12,7 +14,7 @@ import pytest
 from conftest import BASE, EXAMPLE_POLICY, decide, make_app
 from http_helpers import all_records, set_cookie_names
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.routing import Route
 
 from consentkit import ConsentKit, Policy
@@ -410,3 +412,48 @@ async def test_the_notice_model_informs_and_keeps_refusing_one_click_away(make_k
     assert 'data-ck-action="reject_all"' in jp and 'data-ck-action="accept_all"' in jp
     assert "the others only if you agree" in de
     assert "Do Not Sell" not in jp + de
+
+
+async def test_a_page_that_read_consent_varies_on_the_region_headers(regional):
+    _, client = regional
+    for path in ("/", "/consent"):
+        vary = (await client.get(path, headers=visitor("US", "CA"))).headers["vary"].lower()
+        assert {"cookie", "cf-ipcountry", "cf-region-code"} <= {v.strip() for v in vary.split(",")}
+
+
+def consent_mode_attrs(page: str) -> dict[str, Any]:
+    tag = re.search(r"<script src=\"[^\"]*consent-mode[^>]*>", page).group(0)
+    found = dict(re.findall(r"(data-default|data-update)='([^']*)'", tag))
+    return {k: json.loads(html.unescape(v)) for k, v in found.items()}
+
+
+async def test_consent_mode_starts_granted_where_the_law_is_opt_out_and_denied_where_opt_in(make_kit):
+    async def page_html(request: Request) -> HTMLResponse:
+        return HTMLResponse("<html><head></head><body>hi</body></html>")
+
+    kit = make_kit(policy=regional_policy())
+    app = make_app(kit, [Route("/page", page_html)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        us = consent_mode_attrs((await client.get("/page", headers=visitor("US", "CA"))).text)
+        us_gpc = consent_mode_attrs(
+            (await client.get("/page", headers=visitor("US", **{"sec-gpc": "1"}))).text
+        )
+        de = consent_mode_attrs((await client.get("/page", headers=visitor("DE"))).text)
+    await kit.aclose()
+    defaults = us["data-default"]
+    by_region = {r: d["ad_storage"] for d in defaults[:-1] for r in d["region"]}
+    assert by_region["US"] == "granted" and by_region["US-TX"] == "denied" and by_region["DE"] == "denied"
+    assert by_region["NO"] == "granted" and by_region["JP"] == "granted"
+    assert "region" not in defaults[-1] and defaults[-1]["ad_storage"] == "denied"  # the default: opt-in
+    # The visitor's own state follows at once: granted in California, but not ads under GPC.
+    assert us["data-update"] == {
+        "ad_personalization": "granted",
+        "ad_storage": "granted",
+        "ad_user_data": "granted",
+        "analytics_storage": "granted",
+    }
+    assert (
+        us_gpc["data-update"]["ad_storage"] == "denied"
+        and us_gpc["data-update"]["analytics_storage"] == "granted"
+    )
+    assert "data-update" not in de  # undecided under opt-in: the defaults hold until the visitor agrees

@@ -152,3 +152,22 @@ def test_consent_mode_default_then_update() -> None:
 def test_js_parses(name: str) -> None:
     done = subprocess.run([NODE, "--check", str(WIDGET / name)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_consent_mode_defaults_per_region_then_the_general_one() -> None:
+    us = {"ad_storage": "granted", "region": ["US"]}
+    general = {"ad_storage": "denied"}
+    cases = [[{"data-default": json.dumps([us, general]), "data-wait": "500"}, False]]
+    done = subprocess.run(
+        [NODE, "-e", NODE_RUNNER, str(WIDGET / "consent-mode.js"), json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    (pushed,) = json.loads(done.stdout)
+    assert pushed == [
+        ["consent", "default", {**us, "wait_for_update": 500}],
+        ["consent", "default", {**general, "wait_for_update": 500}],
+    ]

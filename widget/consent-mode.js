@@ -7,8 +7,9 @@
   };
   w.dataLayer = w.dataLayer || [];
   w.gtag = w.gtag || function () { w.dataLayer.push(arguments); };
-  const def = get("data-default"), up = get("data-update");
-  if (def) {
+  // One default, or (with regions) one per region list and the general one last.
+  const defs = [].concat(get("data-default") || []), up = get("data-update");
+  for (const def of defs) {
     if (s.hasAttribute("data-wait")) def.wait_for_update = Number(s.getAttribute("data-wait"));
     w.gtag("consent", "default", def);
   }

@@ -33,7 +33,7 @@ from .history import history_csv, history_row
 from .limits import RateLimiter
 from .paths import is_safe_next, same_site_referer
 from .reading import ConsentReader
-from .responses import FRAMING, NO_STORE, error
+from .responses import FRAMING, NO_STORE, error, vary_on
 from .static import WidgetAssets
 
 log = logging.getLogger("consentkit")
@@ -83,7 +83,7 @@ class Endpoints:
         # What a visitor's own state depends on: the cookie, and the GPC signal if honoured.
         self.private = {
             "Cache-Control": "private, no-store",
-            "Vary": "Cookie, Sec-GPC" if policy.gpc_ids else "Cookie",
+            "Vary": vary_on(policy),
         }
         self.private_page = {**self.private, "Vary": self.private["Vary"] + ", Accept-Language"}
         self.routes: dict[str, dict[str, Handler]] = {

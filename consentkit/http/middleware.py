@@ -78,7 +78,7 @@ class ConsentMiddleware:
         firewall: CookieFirewall,
         cookie: ConsentCookie,
         renderer: Renderer | None,
-        vary_gpc: bool,
+        vary: str,
         startup: Callable[[], Awaitable[None]],
         shutdown: Callable[[], Awaitable[None]],
     ) -> None:
@@ -91,7 +91,7 @@ class ConsentMiddleware:
         self.firewall = firewall
         self.cookie = cookie
         self.renderer = renderer  # None: the site places the banner itself (inject=False)
-        self.vary = b"Cookie, Sec-GPC" if vary_gpc else b"Cookie"
+        self.vary = vary.encode("latin-1")  # http/responses.py: vary_on
         # A page with the banner also depends on the visitor's language.
         self.vary_page = self.vary + b", Accept-Language"
         self._vary_headers = ((b"vary", self.vary), (b"vary", self.vary_page))

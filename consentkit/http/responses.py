@@ -8,9 +8,25 @@ from collections.abc import Mapping
 
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from ..policy import Policy
+
 NO_STORE = {"Cache-Control": "no-store"}
 #: On every answer under the mount: none of it may be shown in another site's frame.
 FRAMING = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
+
+
+def vary_on(policy: Policy) -> str:
+    """The request headers a visitor's consent depends on, for ``Vary``: the cookie, the GPC
+    signal if a purpose honours it, and the region's headers where the policy has regions (a
+    shared cache must not give a Californian's page to a visitor from Germany)."""
+    fields = ["Cookie"]
+    if policy.gpc_ids:
+        fields.append("Sec-GPC")
+    if policy.regions is not None:
+        fields.append(policy.regions.country_header)
+        if policy.regions.subdivision_header:
+            fields.append(policy.regions.subdivision_header)
+    return ", ".join(fields)
 
 
 def wants_json(headers: Mapping[str, str]) -> bool:

@@ -292,9 +292,15 @@ class Renderer:
         n = _NONCE_ATTR if nonce == _NONCE else f' nonce="{escape(nonce)}"' if nonce else ""
         tags = f'<link rel="stylesheet" href="{self.css_url}"{n}>'
         if self.mode_types:
-            default = {t: "denied" for t in self.mode_types}
+            regions = self.policy.regions
+            default: dict[str, str] | list[dict[str, Any]] = (
+                {t: "denied" for t in self.mode_types}
+                if regions is None
+                else regions.consent_mode_defaults(self.mode_types)
+            )
             attrs = f" data-default='{escape(json.dumps(default, separators=(',', ':')))}' data-wait=\"500\""
-            if consent.decided:
+            # The server knows the visitor's state: decided, or allowed until they opt out.
+            if consent.decided or consent.model is not Model.OPT_IN:
                 update = {t: "denied" for t in self.mode_types}
                 for pid in consent.granted:
                     for t in self.mode_map.get(pid, ()):
