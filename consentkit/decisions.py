@@ -103,7 +103,10 @@ class Decisions:
         subject = known.subject_id if known is not None else new_subject_id()
         purposes = {pid: pid in choice.granted for pid in policy.ids}
         shown = self.shown(before, facts.locale) if self.shown is not None else None
-        entry = self.new_record(subject, choice.action, purposes, choice.method, facts, shown=shown, key=key)
+        entry = self.new_record(
+            subject, choice.action, purposes, choice.method, facts, shown=shown, key=key,
+            region=before.region, model=before.model,
+        )  # fmt: skip
         record = await self.ledger.append(entry)
         if record.event_id != entry.event_id:  # a repeat: the first decision's outcome
             if record.action != choice.action or record.purposes != purposes:
@@ -157,9 +160,12 @@ class Decisions:
         *,
         shown: Shown | None = None,
         key: str | None = None,
+        region: str | None = None,
+        model: str | None = None,
     ) -> NewRecord:
         """A record under the current policy (``shown``: what the visitor was shown, if
-        anything of ours; ``key``: the decision's idempotency key)."""
+        anything of ours; ``key``: the decision's idempotency key; ``region`` and ``model``:
+        the law the decision was made under, see ``consentkit/regions.py``)."""
         policy = self.policy
         return NewRecord(
             subject_id=subject_id,
@@ -179,6 +185,8 @@ class Decisions:
             shown_digest=None if shown is None else shown.digest,
             shown_json=None if shown is None else shown.content,
             idempotency_key=key,
+            region=region,
+            model=None if model is None else str(model),
         )
 
 

@@ -9,6 +9,7 @@ import pytest
 from consentkit import RecordFilter, open_ledger
 from consentkit.errors import ConfigurationError, LedgerUnavailable
 from consentkit.ledger import NewRecord
+from consentkit.ledger.schema import SCHEMA_VERSION
 
 
 def entry(subject: str, action: str = "accept_all", **kw) -> NewRecord:
@@ -218,7 +219,7 @@ async def test_a_version_1_sqlite_ledger_gets_its_daily_figures_on_opening(tmp_p
     try:
         (figures,) = (await again.daily()).values()
         assert figures["records"] == 10 and figures["granted:analytics"] == 10
-        assert await again.get_meta("schema_version") == "4"
+        assert await again.get_meta("schema_version") == str(SCHEMA_VERSION)
     finally:
         await again.close()
 
@@ -243,7 +244,7 @@ async def test_a_version_1_postgres_ledger_is_migrated_on_opening(pg_url):
     try:
         (figures,) = (await again.daily()).values()
         assert figures["records"] == 10 and figures["granted:analytics"] == 10
-        assert await again.get_meta("schema_version") == "4"
+        assert await again.get_meta("schema_version") == str(SCHEMA_VERSION)
         await again.log_access("alice", None, "GET", "/consent/audit", 200)
     finally:
         await again.close()

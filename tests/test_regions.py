@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -16,6 +17,7 @@ from http_helpers import all_records, set_cookie_names
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.routing import Route
+from unit_helpers import tamper
 
 from consentkit import ConsentKit, Policy
 from consentkit.errors import PolicyError
@@ -457,3 +459,67 @@ async def test_consent_mode_starts_granted_where_the_law_is_opt_out_and_denied_w
         and us_gpc["data-update"]["analytics_storage"] == "granted"
     )
     assert "data-update" not in de  # undecided under opt-in: the defaults hold until the visitor agrees
+
+
+# -- the ledger keeps the law of each decision --------------------------------------------------
+
+
+def independent_hash(record: Any) -> str:
+    """The record's hash as the README describes it, computed with the standard library's JSON
+    rather than the ledger's own encoder: sha256(prev_hash ‖ canonical JSON of the committed
+    fields), model and region among them where the record has a model."""
+    committed = {
+        "seq": record.seq,
+        "event_id": record.event_id,
+        "recorded_at": record.recorded_at,
+        "action": record.action,
+        "purposes": record.purposes,
+        "method": record.method,
+        "policy_revision": record.policy_revision,
+        "policy_version": record.policy_version,
+        "policy_digest": record.policy_digest,
+        "locale": record.locale,
+        "gpc": record.gpc,
+        "pii_digest": record.pii_digest,
+    }
+    if record.shown_digest is not None:
+        committed["shown_digest"] = record.shown_digest
+    if record.model is not None:
+        committed["model"] = record.model
+        committed["region"] = record.region
+    text = json.dumps(committed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((record.prev_hash + text).encode()).hexdigest()
+
+
+async def test_every_decision_records_its_region_and_model_and_the_hash_commits_to_them(
+    make_kit, ledger_path
+):
+    kit = make_kit(policy=regional_policy())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(kit)), base_url=BASE) as client:
+        await decide(client, "reject_all", headers=visitor("US", "CA"))
+        await decide(client, "accept_all", headers=visitor("DE"))
+        await decide(client, "save", ["analytics"], headers=visitor("XX"))
+        await kit.record("crm-42", {"necessary": True, "analytics": False, "ads": False})
+    records = await all_records(kit)
+    assert [(r.region, r.model) for r in records] == [
+        ("US-CA", "opt_out"),
+        ("DE", "opt_in"),
+        (None, "opt_in"),  # unknown region: the default model
+        (None, None),  # kit.record: the site did not say
+    ]
+    assert [r.hash for r in records] == [independent_hash(r) for r in records]
+    assert (await kit.ledger.verify()).ok
+    await kit.aclose()
+    # Rewriting where a decision was made breaks the chain at that record.
+    assert tamper(ledger_path, "UPDATE consentkit_ledger SET region = 'FR' WHERE seq = 1") == 1
+    kit = make_kit(policy=regional_policy())
+    report = await kit.ledger.verify()
+    await kit.aclose()
+    assert not report.ok and report.first_bad_seq == 1 and "hash" in report.problem
+
+
+async def test_without_regions_decisions_record_opt_in_and_no_region(client, kit):
+    await decide(client, "accept_all", headers=visitor("US"))
+    (record,) = await all_records(kit)
+    assert (record.region, record.model) == (None, "opt_in")
+    assert record.hash == independent_hash(record)

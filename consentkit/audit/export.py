@@ -47,7 +47,7 @@ def jsonl_line(row: RecordRow) -> str:
         f'"locale":"{row.locale}","ip_prefix":{_s(row.ip_prefix)},"user_agent":{_s(row.user_agent)},'
         f'"gpc":{"true" if row.gpc else "false"},"evidence":{row.evidence or "null"},'
         f'"pii_digest":"{row.pii_digest}","prev_hash":"{row.prev_hash}","hash":"{row.hash}",'
-        f'"shown_digest":{_s(row.shown_digest)}}}\n'
+        f'"shown_digest":{_s(row.shown_digest)},"region":{_s(row.region)},"model":{_s(row.model)}}}\n'
     )
 
 
@@ -88,7 +88,8 @@ def csv_line(row: RecordRow) -> str:
         f'"{row.purposes.replace(chr(34), chr(34) * 2)}",{_q(row.method)},{row.policy_revision},'
         f"{_qi(row.policy_version)},{row.policy_digest},{_qi(row.locale)},{_q(row.ip_prefix)},"
         f"{_qi(row.user_agent)},{'true' if row.gpc else 'false'},{_q(row.evidence)},"
-        f"{row.pii_digest},{row.prev_hash},{row.hash},{row.shown_digest or ''}\n"
+        f"{row.pii_digest},{row.prev_hash},{row.hash},{row.shown_digest or ''},"
+        f"{_q(row.region)},{_q(row.model)}\n"
     )
 
 
@@ -100,7 +101,8 @@ def csv_line_raw(row: RecordRow) -> str:
         f'"{row.purposes.replace(chr(34), chr(34) * 2)}",{_q(row.method)},{row.policy_revision},'
         f"{_q(row.policy_version)},{row.policy_digest},{_q(row.locale)},{_q(row.ip_prefix)},"
         f"{_q(row.user_agent)},{'true' if row.gpc else 'false'},{_q(row.evidence)},"
-        f"{row.pii_digest},{row.prev_hash},{row.hash},{row.shown_digest or ''}\n"
+        f"{row.pii_digest},{row.prev_hash},{row.hash},{row.shown_digest or ''},"
+        f"{_q(row.region)},{_q(row.model)}\n"
     )
 
 

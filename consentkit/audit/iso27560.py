@@ -245,6 +245,9 @@ def _ledger(row: RecordRow) -> dict[str, Any]:
     """What the ledger keeps that no ISO element holds: the record's place in the chain (to find
     it in a JSON Lines export and verify it) and, unless erased, the request's facts."""
     out: dict[str, Any] = {"seq": row.seq, "action": row.action, "gpc": bool(row.gpc), "hash": row.hash}
+    if row.model is not None:  # the law of the visitor's region (consentkit/regions.py)
+        out["model"] = row.model
+        out["region"] = row.region
     if row.ip_prefix is not None:
         out["ip_prefix"] = row.ip_prefix
     if row.user_agent is not None:

@@ -25,6 +25,8 @@ HISTORY_FIELDS = (
     "gpc",
     "ip_prefix",
     "user_agent",
+    "region",
+    "model",
     "receipt",
 )
 
@@ -44,6 +46,8 @@ def history_row(r: LedgerRecord) -> dict[str, Any]:
         "gpc": r.gpc,
         "ip_prefix": r.ip_prefix,
         "user_agent": r.user_agent,
+        "region": r.region,
+        "model": r.model,
         "receipt": r.receipt,
     }
 

@@ -17,7 +17,7 @@ from typing import Any
 COLUMNS_SQL = (
     "l.seq, l.event_id, l.recorded_at, l.subject_id, l.action, l.purposes, l.method, "
     "l.policy_revision, l.policy_version, l.policy_digest, l.locale, l.ip_prefix, l.user_agent, "
-    "l.gpc, l.evidence, l.pii_digest, l.prev_hash, l.hash, l.shown_digest"
+    "l.gpc, l.evidence, l.pii_digest, l.prev_hash, l.hash, l.shown_digest, l.region, l.model"
 )
 
 
@@ -111,8 +111,8 @@ def _insert_sql(statement: Insert, rows: int) -> str:
 INSERT_RECORD = Insert(
     "INSERT INTO consentkit_ledger (seq, event_id, recorded_at, subject_id, action, purposes, "
     "method, policy_revision, policy_version, policy_digest, locale, ip_prefix, user_agent, gpc, "
-    "evidence, pii_digest, prev_hash, hash, shown_digest)",
-    19,
+    "evidence, pii_digest, prev_hash, hash, shown_digest, region, model)",
+    21,
 )
 INSERT_SALT = Insert("INSERT INTO consentkit_pii_salts (seq, salt)", 2)
 # The first record to refer to a policy stores its text; the others find it there.

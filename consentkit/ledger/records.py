@@ -57,6 +57,8 @@ class RecordRow(NamedTuple):
     prev_hash: str
     hash: str
     shown_digest: str | None = None
+    region: str | None = None
+    model: str | None = None
     salt: bytes | None = None
 
 
@@ -144,6 +146,10 @@ class NewRecord:
     # and the content itself, stored once per digest (``consentkit/ui/shown.py``).
     shown_digest: str | None = None
     shown_json: str | None = None
+    # The visitor's region and the law there (``consentkit/regions.py``); None: not known (an
+    # API record), and then neither goes into the hash.
+    region: str | None = None
+    model: str | None = None
     # The decision's Idempotency-Key: a repeat of a key already written is not written again,
     # and gets the first record back (``transaction.py``).
     idempotency_key: str | None = None
@@ -189,6 +195,10 @@ class LedgerRecord:
     prev_hash: str
     hash: str
     shown_digest: str | None = None  # what the banner or preference center showed (None: nothing)
+    # The visitor's region (ISO 3166, "US-CA"; None: unknown) and the law there (opt_in, opt_out,
+    # notice; None in records before ledger schema 5, and in kit.record's).
+    region: str | None = None
+    model: str | None = None
     pii_salt: bytes | None = None  # only filled for verification; never exported
 
     @property
@@ -229,6 +239,8 @@ class LedgerRecord:
             self.prev_hash,
             self.hash,
             self.shown_digest,
+            self.region,
+            self.model,
         )
 
     @classmethod
@@ -256,6 +268,8 @@ class LedgerRecord:
             row.prev_hash,
             row.hash,
             row.shown_digest,
+            row.region,
+            row.model,
             None if salt is None else bytes(salt),
         )
 
@@ -307,20 +321,28 @@ def committed_json(
     gpc: bool | int,
     pii_digest: str,
     shown_digest: str | None = None,
+    region: str | None = None,
+    model: str | None = None,
 ) -> str:
     """Canonical JSON (sorted keys, no spaces) of what a record's hash commits to.
 
     Positional on purpose: ``consentkit verify`` calls it once per record. ``shown_digest`` is
-    left out when there is none, so that the records written before it existed (ledger schema
-    4) hash as they always did.
+    left out when there is none, and ``model`` and ``region`` (null where the region is unknown)
+    when there is no model, so that the records written before they existed (ledger schemas 4
+    and 5) hash as they always did.
     """
+    if model is None:
+        law = region_key = ""
+    else:
+        law = f'"model":{_enc(model)},'
+        region_key = f'"region":{_str(region)},'
     return (
         f'{{"action":{_enc(action)},"event_id":{_enc(event_id)},'
         f'"gpc":{"true" if gpc else "false"},"locale":{_enc(locale)},'
-        f'"method":{_enc(method)},"pii_digest":{_enc(pii_digest)},'
+        f'"method":{_enc(method)},{law}"pii_digest":{_enc(pii_digest)},'
         f'"policy_digest":{_enc(policy_digest)},"policy_revision":{policy_revision},'
         f'"policy_version":{_enc(policy_version)},"purposes":{purposes_json},'
-        f'"recorded_at":{_enc(recorded_at)},"seq":{seq}'
+        f'"recorded_at":{_enc(recorded_at)},{region_key}"seq":{seq}'
         + ("}" if shown_digest is None else f',"shown_digest":{_enc(shown_digest)}}}')
     )
 
@@ -346,6 +368,8 @@ def seal(entry: NewRecord, *, seq: int, prev_hash: str, recorded_at: str) -> Led
         entry.gpc,
         entry.pii_digest,
         entry.shown_digest,
+        entry.region,
+        entry.model,
     )
     return LedgerRecord(
         seq=seq,
@@ -367,6 +391,8 @@ def seal(entry: NewRecord, *, seq: int, prev_hash: str, recorded_at: str) -> Led
         prev_hash=prev_hash,
         hash=chain_hash(prev_hash, committed),
         shown_digest=entry.shown_digest,
+        region=entry.region,
+        model=entry.model,
         pii_salt=entry.salt,
     )
 

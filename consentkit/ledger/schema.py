@@ -61,26 +61,38 @@ def both(sql: str) -> Step:
 async def _count_existing_records(db: Transaction) -> None:
     """Build the per-day figures (``daily.py``) of the records a ledger already has."""
     counts: Counts = {}
-    # The columns a ledger of version 2 has (no shown_digest yet: version 4), then salt's place.
-    sql = f"SELECT {COLUMNS_SQL.removesuffix(', l.shown_digest')}, NULL, NULL FROM consentkit_ledger l"
+    # The columns a ledger of version 2 has (no shown_digest yet: version 4; no region and model:
+    # version 5), then NULL in their places and salt's.
+    columns = COLUMNS_SQL.removesuffix(_LATER_COLUMNS)
+    sql = f"SELECT {columns}, NULL, NULL, NULL, NULL FROM consentkit_ledger l"
     async for row in db.stream(sql):  # streamed: constant memory on a large ledger
         add_daily_row(counts, as_record_row(row))
     await db.execute("DELETE FROM consentkit_daily")
     await db.insert(UPSERT_DAILY, upsert_rows(counts))
 
 
+# The record columns added after version 2, at the end of ``COLUMNS_SQL``.
+_LATER_COLUMNS = ", l.shown_digest, l.region, l.model"
+assert COLUMNS_SQL.endswith(_LATER_COLUMNS)
+
 # SQLite has no ADD COLUMN IF NOT EXISTS: each dialect asks whether the column is there.
-_HAS_SHOWN_DIGEST = {
-    "sqlite": "SELECT 1 FROM pragma_table_info('consentkit_ledger') WHERE name = 'shown_digest'",
+_HAS_COLUMN = {
+    "sqlite": "SELECT 1 FROM pragma_table_info('consentkit_ledger') WHERE name = ?",
     "postgres": "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-    "AND table_name = 'consentkit_ledger' AND column_name = 'shown_digest'",
+    "AND table_name = 'consentkit_ledger' AND column_name = ?",
 }
 
 
-async def _add_shown_digest(db: Transaction) -> None:
-    """Version 4's new column, added once (re-runnable, as every step: see ``migrate``)."""
-    if not await db.fetch(_HAS_SHOWN_DIGEST[db.dialect]):
-        await db.execute("ALTER TABLE consentkit_ledger ADD COLUMN shown_digest TEXT")
+def _add_column(name: str) -> DataStep:
+    """A step that adds a text column to the records once (re-runnable, as every step: see
+    ``migrate``)."""
+
+    async def add(db: Transaction) -> None:
+        if not await db.fetch(_HAS_COLUMN[db.dialect], (name,)):
+            await db.execute(f"ALTER TABLE consentkit_ledger ADD COLUMN {name} TEXT")
+
+    add.__name__ = f"add_{name}"
+    return add
 
 
 #: A step that moves data rather than changing tables.
@@ -194,7 +206,7 @@ MIGRATIONS: dict[int, tuple[Step | DataStep, ...]] = {
     # content is stored once. ``verify`` checks every content against its digest. And the
     # idempotency keys of decisions.
     4: (
-        _add_shown_digest,
+        _add_column("shown_digest"),
         both("""CREATE TABLE IF NOT EXISTS consentkit_shown (
     digest TEXT PRIMARY KEY,
     content TEXT NOT NULL,
@@ -211,6 +223,13 @@ MIGRATIONS: dict[int, tuple[Step | DataStep, ...]] = {
             "CREATE INDEX IF NOT EXISTS consentkit_idempotency_created_at "
             "ON consentkit_idempotency (created_at)"
         ),
+    ),
+    # 5: the law of each visitor (``consentkit/regions.py``): the region a decision was made in
+    # (ISO 3166; null where unknown) and the model there (opt_in, opt_out, notice; null in the
+    # records before this version and in kit.record's, whose hashes do not commit to them).
+    5: (
+        _add_column("region"),
+        _add_column("model"),
     ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -76,7 +76,8 @@ class ChainVerifier:
         groups = self.groups
         for row in rows:
             (seq, event_id, recorded_at, subject, action, purposes, method, revision, version,
-             digest, locale, ip, ua, gpc, evidence, pii, prev, hsh, shown, salt) = row  # fmt: skip
+             digest, locale, ip, ua, gpc, evidence, pii, prev, hsh, shown, region, model,
+             salt) = row  # fmt: skip
             problem = None
             try:
                 if type(seq) is not int or type(revision) is not int:
@@ -104,7 +105,7 @@ class ChainVerifier:
                 if problem is None:
                     committed = committed_json(
                         seq, event_id, recorded_at, action, purposes, method, revision, version, digest,
-                        locale, gpc, pii, shown,
+                        locale, gpc, pii, shown, region, model,
                     )  # fmt: skip
                     if sha((prev + committed).encode()).hexdigest() != hsh:
                         problem = "hash does not match the record's contents (the record was altered)"

@@ -30,6 +30,8 @@ ROW = (
     "a" * 64,
     "b" * 64,
     "c" * 64,  # shown_digest
+    "US-CA",  # region
+    "opt_out",  # model
     None,  # the salt, never exported
 )
 
@@ -47,6 +49,7 @@ def test_a_jsonl_line_is_the_row_by_name():
     assert record["purposes"] == {"ads": False, "analytics": True}
     assert record["evidence"] == {"form": "checkout"}
     assert record["ip_prefix"] is None and record["gpc"] is True and record["seq"] == 7
+    assert record["region"] == "US-CA" and record["model"] == "opt_out"
 
 
 def test_a_csv_line_is_the_row_by_name():

@@ -259,7 +259,7 @@ TAMPERING = [
         [
             f"INSERT INTO {L} SELECT seq + 1, event_id || '-copy', recorded_at, subject_id, action, "
             "purposes, method, policy_revision, policy_version, policy_digest, locale, ip_prefix, "
-            f"user_agent, gpc, evidence, pii_digest, prev_hash, hash, shown_digest FROM {L} WHERE seq={N}",
+            f"user_agent, gpc, evidence, pii_digest, prev_hash, hash, shown_digest, region, model FROM {L} WHERE seq={N}",
             f"INSERT INTO consentkit_pii_salts SELECT seq + 1, salt FROM consentkit_pii_salts WHERE seq={N}",
         ],
         N + 1,

@@ -34,7 +34,7 @@ def test_export_fields_are_the_documented_storage_order():
     assert EXPORT_FIELDS == (
         "seq", "event_id", "recorded_at", "subject_id", "action", "purposes", "method",
         "policy_revision", "policy_version", "policy_digest", "locale", "ip_prefix", "user_agent",
-        "gpc", "evidence", "pii_digest", "prev_hash", "hash", "shown_digest",
+        "gpc", "evidence", "pii_digest", "prev_hash", "hash", "shown_digest", "region", "model",
     )  # fmt: skip
     assert RecordRow._fields == (*EXPORT_FIELDS, "salt")
     assert issubclass(RecordRow, tuple)  # positional readers keep working
@@ -51,11 +51,11 @@ def test_a_page_of_a_range_starts_where_the_last_page_ended():
 
 
 def test_a_page_reads_the_drivers_rows_as_record_rows():
-    page = RecordPage([tuple(range(20)), tuple(range(100, 120))])
+    page = RecordPage([tuple(range(22)), tuple(range(100, 122))])
     assert len(page) == 2
-    assert page[1].seq == 100 and page[-1].salt == 119 and type(page[0]) is RecordRow
+    assert page[1].seq == 100 and page[-1].salt == 121 and type(page[0]) is RecordRow
     assert [row.hash for row in page] == [17, 117]
-    assert page[:1] == [RecordRow(*range(20))]
+    assert page[:1] == [RecordRow(*range(22))]
 
 
 async def test_row_pages_are_named_rows_that_make_the_same_records(any_ledger_url):

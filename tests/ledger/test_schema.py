@@ -28,7 +28,8 @@ from consentkit.ledger.sqlite import _transaction, path_from_url
 from consentkit.ledger.transaction import Transaction, run_sync
 
 OLDER_VERSIONS = range(1, SCHEMA_VERSION)
-RECORD_BEFORE_4 = Insert(INSERT_RECORD.head.replace(", shown_digest)", ")"), 18)
+RECORD_BEFORE_4 = Insert(INSERT_RECORD.head.replace(", shown_digest, region, model)", ")"), 18)
+RECORD_BEFORE_5 = Insert(INSERT_RECORD.head.replace(", region, model)", ")"), 19)
 
 
 def entries(n: int = 12) -> list[NewRecord]:
@@ -59,10 +60,12 @@ async def write_old_ledger(tx: Transaction, dialect: Any, version: int, batch: l
     first = batch[0]
     policy = (first.policy_digest, first.policy_revision, first.policy_version, first.policy_json)
     await tx.insert(INSERT_POLICY, [(*policy, sealed[0].recorded_at)])
-    if version >= 4:
+    if version >= 5:
         await tx.insert(INSERT_RECORD, [r.row() for r in sealed])
-    else:  # before version 4, records had no shown_digest
-        await tx.insert(RECORD_BEFORE_4, [r.row()[:-1] for r in sealed])
+    elif version == 4:  # before version 5, records had no region and model
+        await tx.insert(RECORD_BEFORE_5, [r.row()[:-2] for r in sealed])
+    else:  # before version 4, no shown_digest either
+        await tx.insert(RECORD_BEFORE_4, [r.row()[:-3] for r in sealed])
     await tx.insert(INSERT_SALT, [(r.seq, r.pii_salt) for r in sealed])
     if version >= 2:  # from version 2 on, every commit keeps the per-day figures
         await tx.insert(UPSERT_DAILY, upsert_rows(daily_counts_of_batch(batch, sealed)))
@@ -228,7 +231,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 # -- migrations ---------------------------------------------------------------------------------
 
-# What a new ledger is made of, as ledgers have been made since schema version 4. Never edit a
+# What a new ledger is made of, as ledgers have been made since schema version 5. Never edit a
 # released version to change this: add the next version (schema.py), and this with it.
 RELEASED_SCHEMA = {
     "sqlite": [
@@ -236,7 +239,7 @@ RELEASED_SCHEMA = {
         "consentkit_checkpoints(id INTEGER PK, size INTEGER NOT NULL, root BLOB NOT NULL, tail_root BLOB, note TEXT NOT NULL, made_at TEXT NOT NULL)",
         "consentkit_daily(day TEXT NOT NULL PK, metric TEXT NOT NULL PK, count INTEGER NOT NULL)",
         "consentkit_idempotency(key TEXT PK, seq INTEGER NOT NULL, created_at TEXT NOT NULL)",
-        "consentkit_ledger(seq INTEGER PK, event_id TEXT NOT NULL, recorded_at TEXT NOT NULL, subject_id TEXT, action TEXT NOT NULL, purposes TEXT NOT NULL, method TEXT NOT NULL, policy_revision INTEGER NOT NULL, policy_version TEXT NOT NULL, policy_digest TEXT NOT NULL, locale TEXT NOT NULL, ip_prefix TEXT, user_agent TEXT, gpc INTEGER NOT NULL, evidence TEXT, pii_digest TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, shown_digest TEXT)",
+        "consentkit_ledger(seq INTEGER PK, event_id TEXT NOT NULL, recorded_at TEXT NOT NULL, subject_id TEXT, action TEXT NOT NULL, purposes TEXT NOT NULL, method TEXT NOT NULL, policy_revision INTEGER NOT NULL, policy_version TEXT NOT NULL, policy_digest TEXT NOT NULL, locale TEXT NOT NULL, ip_prefix TEXT, user_agent TEXT, gpc INTEGER NOT NULL, evidence TEXT, pii_digest TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, shown_digest TEXT, region TEXT, model TEXT)",
         "consentkit_meta(key TEXT PK, value TEXT NOT NULL)",
         "consentkit_pii_salts(seq INTEGER PK, salt BLOB NOT NULL)",
         "consentkit_policies(digest TEXT PK, revision INTEGER NOT NULL, version TEXT NOT NULL, policy TEXT NOT NULL, first_seen TEXT NOT NULL)",
@@ -258,7 +261,7 @@ RELEASED_SCHEMA = {
         "consentkit_daily(day text NOT NULL, metric text NOT NULL, count bigint NOT NULL)",
         "consentkit_head(id integer NOT NULL, seq bigint NOT NULL, hash text NOT NULL, recorded_at text NOT NULL)",
         "consentkit_idempotency(key text NOT NULL, seq bigint NOT NULL, created_at text NOT NULL)",
-        "consentkit_ledger(seq bigint NOT NULL, event_id text NOT NULL, recorded_at text NOT NULL, subject_id text, action text NOT NULL, purposes text NOT NULL, method text NOT NULL, policy_revision integer NOT NULL, policy_version text NOT NULL, policy_digest text NOT NULL, locale text NOT NULL, ip_prefix text, user_agent text, gpc boolean NOT NULL, evidence text, pii_digest text NOT NULL, prev_hash text NOT NULL, hash text NOT NULL, shown_digest text)",
+        "consentkit_ledger(seq bigint NOT NULL, event_id text NOT NULL, recorded_at text NOT NULL, subject_id text, action text NOT NULL, purposes text NOT NULL, method text NOT NULL, policy_revision integer NOT NULL, policy_version text NOT NULL, policy_digest text NOT NULL, locale text NOT NULL, ip_prefix text, user_agent text, gpc boolean NOT NULL, evidence text, pii_digest text NOT NULL, prev_hash text NOT NULL, hash text NOT NULL, shown_digest text, region text, model text)",
         "consentkit_meta(key text NOT NULL, value text NOT NULL)",
         "consentkit_pii_salts(seq bigint NOT NULL, salt bytea NOT NULL)",
         "consentkit_policies(digest text NOT NULL, revision integer NOT NULL, version text NOT NULL, policy text NOT NULL, first_seen text NOT NULL)",
@@ -298,7 +301,7 @@ RELEASED_SCHEMA = {
 
 
 async def test_a_new_ledger_is_made_as_ledgers_of_this_version_always_were(backend):
-    assert SCHEMA_VERSION == 4, "a new version: describe what it makes in RELEASED_SCHEMA"
+    assert SCHEMA_VERSION == 5, "a new version: describe what it makes in RELEASED_SCHEMA"
     url = backend.new_url()
     ledger = open_ledger(url)
     try:
