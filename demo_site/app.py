@@ -25,6 +25,7 @@ from consentkit.audit import hash_password
 
 from .analytics import PageViews, analytics_path_for
 from .site import build_site
+from .visit_as import as_if_from
 
 HERE = Path(__file__).parent
 POLICY_FILES = (HERE / "consent.toml", HERE / "consent-v2.toml")
@@ -124,6 +125,8 @@ class PolicySwitch:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if scope["type"] == "http":
+            scope = {**scope, "headers": as_if_from(scope["headers"])}
         await self.sites[self.active](scope, receive, send)
 
     async def startup(self) -> None:

@@ -29,6 +29,7 @@ from consentkit import ConsentKit, LedgerCorrupt, LedgerRecord, LedgerUnavailabl
 from . import account as acct
 from .analytics import PageViews
 from .texts import PRIVACY_TEXTS
+from .visit_as import VISIT_AS, VISIT_AS_COOKIE
 
 if TYPE_CHECKING:
     from .app import PolicySwitch
@@ -236,6 +237,7 @@ def build_site(
             view_count=await analytics.count(),
             ledger_records=records,
             switched=request.query_params.get("switched"),
+            visit_as=VISIT_AS,
         )
 
     # -- forms of this site (not consentkit's): same anti-forgery rules as its own -------------
@@ -342,6 +344,22 @@ def build_site(
         switch.activate(int(wanted))
         return RedirectResponse(f"/demo?switched={int(wanted)}", status_code=303)
 
+    async def visit_as(request: Request) -> Response:
+        fields = await read_form(request)
+        if isinstance(fields, Response):
+            return fields
+        wanted = (fields.get("region") or [""])[0]
+        if wanted and wanted not in VISIT_AS:
+            return PlainTextResponse(f"region must be one of {', '.join(VISIT_AS)}, or empty\n", 400)
+        response = RedirectResponse("/demo#visit-as-title", status_code=303)
+        if wanted:
+            # Strictly necessary for the demo's own control: not a consent purpose's cookie.
+            secure = kit.cookie.secure
+            response.set_cookie(VISIT_AS_COOKIE, wanted, httponly=True, samesite="lax", secure=secure)
+        else:
+            response.delete_cookie(VISIT_AS_COOKIE)
+        return response
+
     routes = [
         Route("/", home),
         Route("/plans", plans),
@@ -353,6 +371,7 @@ def build_site(
         Route("/ads/slot", ad_slot),
         Route("/demo", demo_page),
         Route("/demo/policy", switch_policy, methods=["POST"]),
+        Route("/demo/visit-as", visit_as, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[kit.middleware, Middleware(SecurityHeaders)])

@@ -26,6 +26,16 @@ PRIVACY_TEXTS: dict[str, dict[str, str]] = {
         "lifetime_heading": "How long we keep your choice",
         "lifetime": "Your choice is kept in a cookie called “consentkit” for {days} days; then we ask "
         "again. When we change this policy in a way that matters, we ask everyone again.",
+        "regions_heading": "Where you are visiting from",
+        "regions_text": "The law of your region decides how we ask. In the European Union, the United "
+        "Kingdom and Quebec (opt-in), nothing but the strictly necessary is used until you agree. In the "
+        "rest of Canada and in the United States (opt-out), analytics and advertising are on until you "
+        "opt out with “Do Not Sell or Share My Personal Information”, on every page; a Global Privacy "
+        "Control signal opts you out of advertising at once. In Japan (notice), we tell you what we "
+        "use and you can turn it off. Elsewhere we ask as in Europe. A choice made under a laxer law "
+        "does not count under a stricter one: if you travel from California to Germany, we ask again.",
+        "regions_here": "You are visiting from {region}: the law there is {model}.",
+        "regions_nowhere": "We do not know where you are visiting from: we ask as in Europe ({model}).",
         "gpc_heading": "Global Privacy Control",
         "gpc_text": "If your browser sends the Global Privacy Control signal, we treat it as a refusal of "
         "the purposes marked above, and say so in the cookie banner. Our declaration is at",
@@ -62,6 +72,19 @@ PRIVACY_TEXTS: dict[str, dict[str, str]] = {
         "lifetime": "Votre choix est conservé dans un cookie nommé « consentkit » pendant {days} jours ; "
         "nous vous le redemandons ensuite. Quand nous modifions cette politique de façon importante, "
         "nous redemandons à tout le monde.",
+        "regions_heading": "D'où vous nous rendez visite",
+        "regions_text": "La loi de votre région décide de la manière dont nous vous demandons. Dans "
+        "l'Union européenne, au Royaume-Uni et au Québec (consentement préalable), seul le strictement "
+        "nécessaire est utilisé tant que vous n'avez pas accepté. Dans le reste du Canada et aux "
+        "États-Unis (droit d'opposition), la mesure d'audience et la publicité sont actives jusqu'à ce "
+        "que vous vous y opposiez avec « Ne pas vendre ni partager mes renseignements personnels », sur "
+        "chaque page ; un signal Global Privacy Control vous retire aussitôt de la publicité. Au Japon "
+        "(avis), nous vous disons ce que nous utilisons et vous pouvez le désactiver. Ailleurs, nous "
+        "demandons comme en Europe. Un choix fait sous une loi moins stricte ne vaut pas sous une loi "
+        "plus stricte : si vous passez de la Californie à l'Allemagne, nous vous demandons à nouveau.",
+        "regions_here": "Vous nous rendez visite depuis {region} : la loi y est {model}.",
+        "regions_nowhere": "Nous ne savons pas d'où vous nous rendez visite : nous demandons comme en "
+        "Europe ({model}).",
         "gpc_heading": "Global Privacy Control",
         "gpc_text": "Si votre navigateur envoie le signal Global Privacy Control, nous le traitons comme un "
         "refus des finalités indiquées ci-dessus, et la bannière le signale. Notre déclaration :",
