@@ -85,7 +85,15 @@ def policy_check(file: Path) -> None:
     for purpose in p.purposes:
         kind = "essential" if purpose.essential else "optional"
         extra = f", honours {'/'.join(purpose.opt_out_signals)}" if purpose.opt_out_signals else ""
+        extra += ", sensitive" if purpose.sensitive else ""
         click.echo(f"  {purpose.id} ({kind}{extra}): {', '.join(purpose.cookies) or 'no cookies'}")
+    if p.regions is None:
+        click.echo("  regions: none (opt_in everywhere)")
+    else:
+        r = p.regions
+        headers = r.country_header + (f", {r.subdivision_header}" if r.subdivision_header else "")
+        rules = ", ".join(f"{key} {model}" for key, model in sorted(r.rules.items()))
+        click.echo(f"  regions (from {headers}): {rules or 'no rules'}; elsewhere {r.default}")
     click.echo(f"  locales: {', '.join(p.locales)}")
     click.echo(f"  digest: {p.digest}")
 

@@ -149,6 +149,23 @@ def test_policy_check_ok():
     assert "en, fr" in result.stdout
 
 
+def test_policy_check_says_which_law_applies_where(tmp_path):
+    assert "regions: none (opt_in everywhere)" in run("policy", "check", str(EXAMPLE_POLICY)).stdout
+    good = tmp_path / "consent.toml"
+    good.write_text(
+        EXAMPLE_POLICY.read_text(encoding="utf-8")
+        + '\n[regions]\ncountry_header = "cf-ipcountry"\nrules = { "US" = "opt_out", "EU" = "opt_in" }\n',
+        encoding="utf-8",
+    )
+    result = run("policy", "check", str(good))
+    assert result.exit_code == 0, result.output
+    assert "regions (from cf-ipcountry): EU opt_in, US opt_out; elsewhere opt_in" in result.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text(encoding="utf-8").replace('"US" = "opt_out"', '"USA" = "opt_out"'))
+    result = run("policy", "check", str(bad))
+    assert result.exit_code == 1 and f"{bad}: regions.rules.USA: 'USA' is not a region" in result.stderr
+
+
 def test_policy_check_failing_names_file_and_key(tmp_path):
     bad = tmp_path / "consent.toml"
     bad.write_text(
