@@ -19,7 +19,7 @@ from .ledger import RecordFilter, open_ledger
 from .ledger.vocabulary import Action
 
 if TYPE_CHECKING:
-    from .audit.stats import Stats
+    from .audit.stats import Bucket, Stats
 
 T = TypeVar("T")
 
@@ -252,8 +252,24 @@ def _print_stats(result: Stats) -> None:
     _table("Records per action", ("action", "records"), actions)
     click.echo()
     purposes = sorted(total.asked)
+    rows = _rate_rows(result.periods, purposes)
+    header = (result.period, "decisions", *[f"{p} %" for p in purposes], "GPC %")
+    _table(f"Consent rate per {result.period}", header, rows)
+    for title, name, buckets in (
+        ("Consent rate per law", "model", result.models),
+        ("Consent rate per region", "region", result.regions),
+    ):
+        if not buckets or list(buckets) == ["unknown"]:
+            continue  # a site without regions: nothing to break down
+        click.echo()
+        header = (name, "decisions", *[f"{p} %" for p in purposes], "GPC %")
+        _table(title, header, _rate_rows(buckets, purposes))
+
+
+def _rate_rows(buckets: dict[str, Bucket], purposes: list[str]) -> list[tuple[str, ...]]:
+    """One row per bucket: its decisions, the consent rate of each purpose, its GPC share."""
     rows = []
-    for key, bucket in sorted(result.periods.items()):
+    for key, bucket in sorted(buckets.items()):
         rates = bucket.consent_rate()
         rows.append(
             (
@@ -263,8 +279,7 @@ def _print_stats(result: Stats) -> None:
                 f"{bucket.gpc_share():.1%}",
             )
         )
-    header = (result.period, "decisions", *[f"{p} %" for p in purposes], "GPC %")
-    _table(f"Consent rate per {result.period}", header, rows)
+    return rows
 
 
 def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

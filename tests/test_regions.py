@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import json
@@ -523,3 +524,31 @@ async def test_without_regions_decisions_record_opt_in_and_no_region(client, kit
     (record,) = await all_records(kit)
     assert (record.region, record.model) == (None, "opt_in")
     assert record.hash == independent_hash(record)
+
+
+async def test_stats_break_consent_rates_down_by_region_and_law(make_kit, ledger_url):
+    from test_cli import run
+
+    kit = make_kit(policy=regional_policy())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(kit)), base_url=BASE) as client:
+        for headers, action in [
+            (visitor("US", "CA"), "accept_all"),
+            (visitor("US", "CA", **{"sec-gpc": "1"}), "reject_all"),
+            (visitor("DE"), "reject_all"),
+            (visitor("JP"), "accept_all"),
+            (visitor(), "accept_all"),
+        ]:
+            client.cookies.clear()
+            assert (await decide(client, action, headers=headers)).status_code == 200
+    await kit.aclose()
+    # The command runs its own event loop: from a thread, as from a shell.
+    result = await asyncio.to_thread(run, "stats", "--ledger", ledger_url, "--json")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    regions = {k: (v["decisions"], v["consent_rate"]["ads"]) for k, v in figures["by_region"].items()}
+    assert regions == {"US-CA": (2, 0.5), "DE": (1, 0.0), "JP": (1, 1.0), "unknown": (1, 1.0)}
+    models = {k: (v["decisions"], v["gpc_share"]) for k, v in figures["by_model"].items()}
+    assert models == {"opt_out": (2, 0.5), "opt_in": (2, 0.0), "notice": (1, 0.0)}
+    text = (await asyncio.to_thread(run, "stats", "--ledger", ledger_url)).stdout
+    assert "Consent rate per law" in text and "Consent rate per region" in text
+    assert any(line.split()[:2] == ["US-CA", "2"] for line in text.splitlines())

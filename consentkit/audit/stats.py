@@ -16,6 +16,9 @@ DECISIONS: frozenset[str] = frozenset(
     {Action.ACCEPT_ALL, Action.REJECT_ALL, Action.SAVE, Action.WITHDRAW, Action.RECORD}
 )
 PERIODS = {"day": 10, "month": 7}  # prefix length of recorded_at
+#: The ``by_region`` key of records made where the region was unknown (or not recorded: records
+#: of ``kit.record`` and those written before ledger schema 5).
+UNKNOWN_REGION = "unknown"
 
 
 @dataclass
@@ -73,6 +76,10 @@ class Stats:
     total: Bucket = field(default_factory=Bucket)
     periods: dict[str, Bucket] = field(default_factory=dict)
     subjects: int = 0
+    # The same per region (``US-CA``, ``DE``, or ``UNKNOWN_REGION``) and per law (``opt_in``,
+    # ``opt_out``, ``notice``; records without one are left out): consent rates differ by law.
+    regions: dict[str, Bucket] = field(default_factory=dict)
+    models: dict[str, Bucket] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -80,6 +87,8 @@ class Stats:
             "subjects": self.subjects,
             **self.total.to_dict(),
             "by_" + self.period: {k: b.to_dict() for k, b in self.periods.items()},
+            "by_region": {k: b.to_dict() for k, b in sorted(self.regions.items())},
+            "by_model": {k: b.to_dict() for k, b in sorted(self.models.items())},
         }
 
 
@@ -89,6 +98,7 @@ async def compute(records: AsyncIterator[LedgerRecord], period: str = "day") -> 
     stats = Stats(period=period)
     subjects: set[int] = set()  # hashes: a tenth of the memory of the ids themselves
     for_period: dict[str, Bucket] = stats.periods
+    for_region, for_model = stats.regions, stats.models
     async for r in records:
         key = r.recorded_at[:cut]
         bucket = for_period.get(key)
@@ -97,6 +107,10 @@ async def compute(records: AsyncIterator[LedgerRecord], period: str = "day") -> 
         purposes = json.loads(r.purposes_json) if r.action in DECISIONS else None
         stats.total.add(r, purposes)
         bucket.add(r, purposes)
+        region = r.region or UNKNOWN_REGION
+        (for_region.get(region) or for_region.setdefault(region, Bucket())).add(r, purposes)
+        if r.model is not None:
+            (for_model.get(r.model) or for_model.setdefault(r.model, Bucket())).add(r, purposes)
         if r.subject_id is not None:
             subjects.add(hash(r.subject_id))
     stats.subjects = len(subjects)
