@@ -552,3 +552,43 @@ async def test_stats_break_consent_rates_down_by_region_and_law(make_kit, ledger
     text = (await asyncio.to_thread(run, "stats", "--ledger", ledger_url)).stdout
     assert "Consent rate per law" in text and "Consent rate per region" in text
     assert any(line.split()[:2] == ["US-CA", "2"] for line in text.splitlines())
+
+
+async def test_the_overview_and_verify_count_decisions_by_law_and_region(make_kit, ledger_url, ledger_path):
+    from consentkit.audit.overview import build
+    from consentkit.ledger.full_check import check_everything
+
+    kit = make_kit(policy=regional_policy())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(kit)), base_url=BASE) as client:
+        for headers, action in [
+            (visitor("US", "CA"), "accept_all"),
+            (visitor("US", "CA"), "reject_all"),
+            (visitor("DE"), "reject_all"),
+            (visitor(), "accept_all"),
+        ]:
+            client.cookies.clear()
+            assert (await decide(client, action, headers=headers)).status_code == 200
+    overview = await build(kit.ledger)
+    assert overview.by_model == {
+        "opt_in": (2, {"ads": 0.5, "analytics": 0.5}),
+        "opt_out": (2, {"ads": 0.5, "analytics": 0.5}),
+    }
+    assert overview.by_region == {
+        "DE": (1, {"ads": 0.0, "analytics": 0.0}),
+        "US-CA": (2, {"ads": 0.5, "analytics": 0.5}),
+        "unknown": (1, {"ads": 1.0, "analytics": 1.0}),
+    }
+    await kit.aclose()
+    # The report (and the desk, which shares its body) shows the same table.
+    from test_cli import run
+
+    out = ledger_path.with_name("report.html")
+    result = await asyncio.to_thread(run, "report", "--ledger", ledger_url, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    report = out.read_text()
+    assert "By law and region" in report and '<th scope="row">US-CA</th><td class="num">2</td>' in report
+    # verify adds the records up by law and region too, so a changed figure is caught.
+    assert (await check_everything(ledger_url)).ok
+    tamper(ledger_path, "UPDATE consentkit_daily SET count = count + 1 WHERE metric = 'region:DE:decisions'")
+    found = await check_everything(ledger_url)
+    assert not found.ok and any("region:DE:decisions" in p for p in found.problems), found.problems

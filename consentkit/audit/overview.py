@@ -59,6 +59,10 @@ class Overview:
     methods: dict[str, int] = field(default_factory=dict)
     last_verify: dict[str, Any] | None = None
     per_subject: bool = False  # decisions, rates, mix and GPC count each subject's latest once
+    # Decisions and consent rates per law and per region (decisions made under ledger schema 5
+    # on): ``{"opt_out": (decisions, {purpose: rate})}``, ``{"US-CA": …}``.
+    by_model: dict[str, tuple[int, dict[str, float]]] = field(default_factory=dict)
+    by_region: dict[str, tuple[int, dict[str, float]]] = field(default_factory=dict)
 
     @property
     def gpc_share(self) -> float:
@@ -126,7 +130,27 @@ async def build(
         purposes = [p for p in asked if totals.get(f"granted:{p}", 0) < totals[f"asked:{p}"]]
     o.purposes = purposes
     _decision_figures(o, buckets, totals)
+    o.by_model = _by_prefix(totals, "model:", purposes)
+    o.by_region = _by_prefix(totals, "region:", purposes)
     return o
+
+
+def _by_prefix(
+    totals: dict[str, int], prefix: str, purposes: list[str]
+) -> dict[str, tuple[int, dict[str, float]]]:
+    """Decisions and consent rates per law or region, from the ``model:<m>:…`` or ``region:<r>:…``
+    per-day figures (``daily.py``)."""
+    out: dict[str, tuple[int, dict[str, float]]] = {}
+    for metric, n in sorted(totals.items()):
+        if metric.startswith(prefix) and metric.endswith(":decisions"):
+            key = metric[len(prefix) : -len(":decisions")]
+            rates = {}
+            for p in purposes:
+                asked = totals.get(f"{prefix}{key}:asked:{p}", 0)
+                if asked:
+                    rates[p] = totals.get(f"{prefix}{key}:granted:{p}", 0) / asked
+            out[key] = (n, rates)
+    return out
 
 
 def _decision_figures(o: Overview, buckets: dict[str, dict[str, int]], totals: dict[str, int]) -> None:

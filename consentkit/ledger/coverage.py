@@ -51,7 +51,7 @@ class _Tally:
         self.problems: list[str] = []
 
     def add(self, group: Iterable[Any], n: int) -> None:
-        day, action, method, gpc, purposes, policy, shown, erased = group
+        day, action, method, gpc, purposes, policy, shown, erased, model, region = group
         self.named["policy text"].add(policy)
         if shown is not None:
             self.named["shown content"].add(shown)
@@ -63,7 +63,7 @@ class _Tally:
             # The chain pass names the record; here only the figures would be off.
             self.problems.append(f"records of {day} hold a {action} record that cannot be read")
             return
-        add_daily(self.daily, day, action, method, bool(gpc), decision, int(n))
+        add_daily(self.daily, day, action, method, bool(gpc), decision, int(n), model, region)
 
 
 async def check_coverage(ledger: Ledger, erased: int, groups: Mapping[tuple[Any, ...], int]) -> list[str]:

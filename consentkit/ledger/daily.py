@@ -3,7 +3,10 @@ records, so that they are never behind. The auditor's overview reads them instea
 (a few hundred rows for a year, instead of millions).
 
 Metrics: ``records``, ``action:<a>``, ``method:<m>``, and for decisions ``decisions``, ``gpc``,
-``asked:<purpose>`` and ``granted:<purpose>``.
+``asked:<purpose>`` and ``granted:<purpose>``; for decisions made under a law (ledger schema 5:
+``model``, ``region``) the same three per law and per region, ``model:<m>:decisions``,
+``model:<m>:asked:<purpose>``, ``model:<m>:granted:<purpose>``, and ``region:<r>:…`` (``<r>``
+``unknown`` where the region was not known): the overview's consent rates by law and region.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ def add_daily(
     gpc: bool,
     purposes: Mapping[str, bool],
     n: int = 1,
+    model: str | None = None,
+    region: str | None = None,
 ) -> None:
     """Count one record (or ``n`` alike, ``verify``'s aggregate) into per-day figures."""
     day = recorded_at[:10]
@@ -45,19 +50,24 @@ def add_daily(
     counts[(day, "decisions")] = counts.get((day, "decisions"), 0) + n
     if gpc:
         counts[(day, "gpc")] = counts.get((day, "gpc"), 0) + n
-    for pid, granted in purposes.items():
-        key = (day, f"asked:{pid}")
+    prefixes = ("",) if model is None else ("", f"model:{model}:", f"region:{region or 'unknown'}:")
+    for prefix in prefixes[1:]:
+        key = (day, f"{prefix}decisions")
         counts[key] = counts.get(key, 0) + n
-        if granted:
-            key = (day, f"granted:{pid}")
+    for pid, granted in purposes.items():
+        for prefix in prefixes:
+            key = (day, f"{prefix}asked:{pid}")
             counts[key] = counts.get(key, 0) + n
+            if granted:
+                key = (day, f"{prefix}granted:{pid}")
+                counts[key] = counts.get(key, 0) + n
 
 
 def add_daily_row(counts: Counts, row: RecordRow) -> None:
     """Count one stored row into per-day figures."""
     action = row.action
     purposes = json.loads(row.purposes) if action in DECISION_ACTIONS else {}
-    add_daily(counts, row.recorded_at, action, row.method, bool(row.gpc), purposes)
+    add_daily(counts, row.recorded_at, action, row.method, bool(row.gpc), purposes, 1, row.model, row.region)
 
 
 def daily_counts_of_rows(rows: Iterable[RecordRow]) -> Counts:
@@ -72,7 +82,10 @@ def daily_counts_of_batch(entries: Iterable[NewRecord], sealed: Iterable[LedgerR
     """Per-day figures of a batch being appended (the entries and the records they became)."""
     counts: Counts = {}
     for entry, rec in zip(entries, sealed, strict=True):
-        add_daily(counts, rec.recorded_at, entry.action, entry.method, entry.gpc, entry.purposes)
+        add_daily(
+            counts, rec.recorded_at, entry.action, entry.method, entry.gpc, entry.purposes, 1,
+            entry.model, entry.region,
+        )  # fmt: skip
     return counts
 
 

@@ -24,7 +24,7 @@ class VerifyReport:
     problem: str | None = None
     erased: int = 0  # records whose personal fields were crypto-shredded
     # Records per (day, action, method, gpc, decision, policy, shown content, an erasure's
-    # evidence) among those verified: what ``coverage.py`` checks the rest against.
+    # evidence, model, region) among those verified: what ``coverage.py`` checks the rest against.
     groups: dict[tuple[Any, ...], int] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -47,7 +47,7 @@ class ChainVerifier:
         self.bad_seq: int | None = None
         self.problem: str | None = None
         # How many records share each (day, action, method, gpc, decision, policy, shown content,
-        # an erasure's evidence): what the figures and texts beside the chain must agree with
+        # an erasure's evidence, model, region): what the figures and texts beside the chain must agree with
         # (``coverage.py``). A few thousand groups for a year, however many records.
         self.groups: dict[tuple[Any, ...], int] = {}
 
@@ -120,7 +120,7 @@ class ChainVerifier:
                 break
             self.count += 1
             group = (recorded_at[:10], action, method, gpc, purposes, digest, shown,
-                     evidence if action == "erase" else None)  # fmt: skip
+                     evidence if action == "erase" else None, model, region)  # fmt: skip
             groups[group] = groups.get(group, 0) + 1
             head = hsh
             expected_seq = seq + 1
