@@ -169,10 +169,11 @@ class Regions:
 
 
 class RegionReader:
-    """Finds a request's region in its raw headers, and the model that applies there.
+    """The region, and the model that applies there, of the raw values of a request's region
+    headers (``ConsentReader`` finds them in the same pass as the cookie).
 
     The answer for each pair of header values is remembered (a few hundred regions send nearly
-    all the traffic), so a request costs one pass over its headers and one lookup.
+    all the traffic): a pair costs one lookup.
     """
 
     __slots__ = ("_cache", "_country", "_subdivision", "regions")
@@ -191,18 +192,6 @@ class RegionReader:
     def header_names(self) -> tuple[bytes, bytes | None]:
         """The raw (lower-case) names of the country and subdivision headers."""
         return self._country, self._subdivision
-
-    def of_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, Model]:
-        """``(region, model)`` of a request: ``("US-CA", Model.OPT_OUT)``, or ``(None, default)``."""
-        country = subdivision = None
-        wanted, sub = self._country, self._subdivision
-        for key, value in headers:
-            if key == wanted:
-                # Sent twice: somebody besides the trusted proxy set it. Unknown.
-                country = value if country is None else b""
-            elif key == sub:
-                subdivision = value if subdivision is None else b""
-        return self.where(country, subdivision)
 
     def where(self, country: bytes | None, subdivision: bytes | None) -> tuple[str | None, Model]:
         """``(region, model)`` from the raw values of the two headers (None: not sent)."""
@@ -249,7 +238,7 @@ def _problems(
             continue
         if not isinstance(name, str) or not _HEADER_NAME.match(name.lower()):
             problems.append((f"regions.{key}", f"{name!r} is not a header name like 'cf-ipcountry'"))
-    if default not in set(Model):
+    if not _is_model(default):
         problems.append(("regions.default", f"unknown model {default!r}; known: {models}"))
     for key, value in rules.items():
         where = f"regions.rules.{key}"
@@ -261,9 +250,17 @@ def _problems(
                     f"subdivision ('US-CA', 'CA-QC'), or a group ({', '.join(GROUPS)})",
                 )
             )
-        if value not in set(Model):
+        if not _is_model(value):
             problems.append((where, f"unknown model {value!r}; known: {models}"))
     return problems
+
+
+def _is_model(value: Any) -> bool:
+    # A TOML list or table is no model either (and not hashable: no set lookup for it).
+    return isinstance(value, str) and value in _MODELS
+
+
+_MODELS = frozenset(m.value for m in Model)
 
 
 def _is_rule_key(key: str) -> bool:

@@ -21,8 +21,11 @@ from starlette.routing import Route
 from unit_helpers import tamper
 
 from consentkit import ConsentKit, Policy
+from consentkit.consent import Consent
+from consentkit.cookie import CookieCodec
 from consentkit.errors import PolicyError
-from consentkit.regions import COUNTRIES, EEA, EU, Model, RegionReader, parse_region
+from consentkit.http.reading import CACHE_SIZE, ConsentReader
+from consentkit.regions import COUNTRIES, EEA, EU, Model, parse_region
 
 RULES = {"US": "opt_out", "US-TX": "opt_in", "CA": "opt_in", "EU": "opt_in", "EEA": "opt_out", "JP": "notice"}
 REGIONS = {
@@ -91,6 +94,8 @@ def test_a_policy_file_with_regions_loads_and_its_digest_covers_them(tmp_path):
         ({"subdivision_header": 7}, "regions.subdivision_header", "is not a header name"),
         ({"rules": ["US"]}, "regions.rules", "must be a table"),
         ({"countries": "US"}, "regions.countries", "unknown key"),
+        ({"default": ["opt_in"]}, "regions.default", "unknown model ['opt_in']"),
+        ({"rules": {"US": {"model": "opt_out"}}}, "regions.rules.US", "unknown model {'model': 'opt_out'}"),
     ],
 )
 def test_a_bad_regions_table_fails_naming_the_key_and_the_problem(regions, key, message):
@@ -159,21 +164,34 @@ def test_header_values_that_are_not_iso_3166_codes_mean_an_unknown_region(countr
     assert parse_region(country, subdivision) == region
 
 
+def region_reader(**regions: Any) -> ConsentReader:
+    """The reader the middleware and the endpoints ask, under a regional policy."""
+    return ConsentReader(regional_policy(**regions), CookieCodec(["k" * 32]), "consentkit")
+
+
+def where(consent: Consent) -> tuple[str | None, Model]:
+    return consent.region, consent.model
+
+
 def test_a_repeated_or_missing_country_header_is_an_unknown_region():
-    reader = RegionReader(regional_policy(default="notice").regions)
-    assert reader.of_headers([(b"cf-ipcountry", b"US")]) == ("US", Model.OPT_OUT)
-    assert reader.of_headers([(b"cf-ipcountry", b"US"), (b"cf-ipcountry", b"DE")]) == (None, Model.NOTICE)
-    assert reader.of_headers([(b"cf-ipcountry", b"DE"), (b"cf-ipcountry", b"DE")]) == (None, Model.NOTICE)
-    assert reader.of_headers([(b"x-country", b"US")]) == (None, Model.NOTICE)  # not the configured name
-    assert reader.of_headers([]) == (None, Model.NOTICE)
+    reader = region_reader(default="notice")
+    assert where(reader.of_headers([(b"cf-ipcountry", b"US")])) == ("US", Model.OPT_OUT)
+    for twice in ([b"US", b"DE"], [b"DE", b"DE"]):
+        headers = [(b"cf-ipcountry", value) for value in twice]
+        assert where(reader.of_headers(headers)) == (None, Model.NOTICE)
+    headers = [(b"cf-ipcountry", b"US"), (b"cf-region-code", b"CA"), (b"cf-region-code", b"TX")]
+    assert where(reader.of_headers(headers)) == ("US", Model.OPT_OUT)  # the subdivision is unknown
+    assert where(reader.of_headers([(b"x-country", b"US")])) == (None, Model.NOTICE)  # not configured
+    assert where(reader.of_headers([])) == (None, Model.NOTICE)
 
 
 def test_the_remembered_answers_stay_bounded():
-    reader = RegionReader(regional_policy().regions)
+    reader = region_reader()
     for i in range(6000):
         reader.of_headers([(b"cf-ipcountry", b"US"), (b"cf-region-code", b"%d" % (i % 1000))])
-        reader.of_headers([(b"cf-ipcountry", b"%d" % i)])
-    assert len(reader._cache) <= 4096
+        reader.of_headers([(b"cf-ipcountry", b"%d" % i), (b"cookie", b"a=%d" % i)])
+    assert reader.regions is not None and len(reader.regions._cache) <= 4096
+    assert len(reader._by_request) <= CACHE_SIZE
 
 
 # -- the three models, end to end ------------------------------------------------------------
