@@ -241,7 +241,10 @@ def stats(ledger_url: str, period: str, since: str | None, until: str | None, as
 
 def _print_stats(result: Stats) -> None:
     """The figures as plain aligned text tables: totals, records per action, and per period the
-    decisions, the consent rate of every purpose and the GPC share."""
+    decisions, the consent rate of every purpose and the GPC share (and per law and region, where
+    they say more)."""
+    from .audit.stats import breaks_down
+
     total = result.total
     click.echo(
         f"{total.records} records, {result.subjects} subjects, "
@@ -255,12 +258,12 @@ def _print_stats(result: Stats) -> None:
     rows = _rate_rows(result.periods, purposes)
     header = (result.period, "decisions", *[f"{p} %" for p in purposes], "GPC %")
     _table(f"Consent rate per {result.period}", header, rows)
+    if not breaks_down(result.models, result.regions):
+        return
     for title, name, buckets in (
         ("Consent rate per law", "model", result.models),
         ("Consent rate per region", "region", result.regions),
     ):
-        if not buckets or list(buckets) == ["unknown"]:
-            continue  # a site without regions: nothing to break down
         click.echo()
         header = (name, "decisions", *[f"{p} %" for p in purposes], "GPC %")
         _table(title, header, _rate_rows(buckets, purposes))

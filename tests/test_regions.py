@@ -610,3 +610,16 @@ async def test_the_overview_and_verify_count_decisions_by_law_and_region(make_ki
     tamper(ledger_path, "UPDATE consentkit_daily SET count = count + 1 WHERE metric = 'region:DE:decisions'")
     found = await check_everything(ledger_url)
     assert not found.ok and any("region:DE:decisions" in p for p in found.problems), found.problems
+
+
+async def test_without_regions_the_figures_are_not_broken_down_into_one_repeated_row(client, kit, ledger_url):
+    from test_cli import run
+
+    from consentkit.audit.overview import build
+
+    await decide(client, "accept_all")
+    await decide(client, "reject_all")
+    overview = await build(kit.ledger)
+    assert overview.decisions == 2 and overview.by_model == {} and overview.by_region == {}
+    text = (await asyncio.to_thread(run, "stats", "--ledger", ledger_url)).stdout
+    assert "Consent rate per day" in text and "per law" not in text and "per region" not in text

@@ -22,6 +22,7 @@ from ..ledger import Ledger, RecordFilter
 from ..ledger.full_check import FullCheck
 from ..ledger.vocabulary import Action
 from .charts import line_chart, stacked_bars
+from .stats import breaks_down
 
 #: The decisions of the "How visitors decided" chart, with their labels.
 MIX = (
@@ -130,8 +131,9 @@ async def build(
         purposes = [p for p in asked if totals.get(f"granted:{p}", 0) < totals[f"asked:{p}"]]
     o.purposes = purposes
     _decision_figures(o, buckets, totals)
-    o.by_model = _by_prefix(totals, "model:", purposes)
-    o.by_region = _by_prefix(totals, "region:", purposes)
+    by_model, by_region = _by_prefix(totals, "model:", purposes), _by_prefix(totals, "region:", purposes)
+    if breaks_down(by_model, by_region):
+        o.by_model, o.by_region = by_model, by_region
     return o
 
 

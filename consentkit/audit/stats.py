@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,12 @@ PERIODS = {"day": 10, "month": 7}  # prefix length of recorded_at
 #: The ``by_region`` key of records made where the region was unknown (or not recorded: records
 #: of ``kit.record`` and those written before ledger schema 5).
 UNKNOWN_REGION = "unknown"
+
+
+def breaks_down(models: Iterable[str], regions: Iterable[str]) -> bool:
+    """Whether figures per law and region say more than the totals: a site without regions
+    records every decision as ``opt_in`` in an unknown region, one row that repeats them."""
+    return len(set(models)) > 1 or any(r != UNKNOWN_REGION for r in regions)
 
 
 @dataclass
