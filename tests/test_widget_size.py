@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,6 +118,20 @@ console.log(JSON.stringify(out));
 """
 
 
+def run_consent_mode(cases: list[Any]) -> list[Any]:
+    """What consent-mode.js pushes for each case (its script attributes, a gtag of the site's own)."""
+    assert NODE is not None
+    done = subprocess.run(
+        [NODE, "-e", NODE_RUNNER, str(WIDGET / "consent-mode.js"), json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    result: list[Any] = json.loads(done.stdout)
+    return result
+
+
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_consent_mode_default_then_update() -> None:
     default = {"ad_storage": "denied", "analytics_storage": "denied"}
@@ -126,14 +141,7 @@ def test_consent_mode_default_then_update() -> None:
         [{"data-default": json.dumps(default), "data-wait": "500", "data-update": json.dumps(update)}, False],
         [{"data-default": json.dumps(default), "data-update": json.dumps(update)}, True],
     ]
-    done = subprocess.run(
-        [NODE, "-e", NODE_RUNNER, str(WIDGET / "consent-mode.js"), json.dumps(cases)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    undecided, decided, site_gtag = json.loads(done.stdout)
+    undecided, decided, site_gtag = run_consent_mode(cases)
     assert undecided == [["consent", "default", {**default, "wait_for_update": 500}]]
     assert decided == [
         ["consent", "default", {**default, "wait_for_update": 500}],
@@ -159,14 +167,7 @@ def test_consent_mode_defaults_per_region_then_the_general_one() -> None:
     us = {"ad_storage": "granted", "region": ["US"]}
     general = {"ad_storage": "denied"}
     cases = [[{"data-default": json.dumps([us, general]), "data-wait": "500"}, False]]
-    done = subprocess.run(
-        [NODE, "-e", NODE_RUNNER, str(WIDGET / "consent-mode.js"), json.dumps(cases)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    (pushed,) = json.loads(done.stdout)
+    (pushed,) = run_consent_mode(cases)
     assert pushed == [
         ["consent", "default", {**us, "wait_for_update": 500}],
         ["consent", "default", {**general, "wait_for_update": 500}],
