@@ -211,7 +211,6 @@ class Renderer:
                 keep_without_sale=[p for p in policy.optional_ids if p in on and p not in sale],
                 keep_without_sensitive=[p for p in policy.optional_ids if p in on - policy.sensitive_ids],
                 sensitive=bool(policy.sensitive_ids),
-                gpc_honoured=bool(gpc_off),
                 locale=locale,
                 controller=policy.controller,
                 privacy_url=policy.privacy_url,
